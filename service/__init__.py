@@ -1,0 +1,1 @@
+"""Décroché: telephony quality for French town halls (Marianne / Services Publics+ Engagement 8)."""

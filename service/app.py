@@ -1,0 +1,60 @@
+"""``create_app(settings)``: the composition root, the only module that knows every package.
+
+Nothing connects at import time; every resource is a ``cleanup_ctx`` opened when the
+application starts and closed when it stops.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from service.api.calls import get_calls
+from service.api.health import healthz, metrics
+from service.calendar import Calendar
+from service.calls.folder import Folder
+from service.calls.ingest import Ingestor
+from service.db.pool import database_ctx
+from service.keys import CALENDAR, DB_POOL, FOLDER, INGESTOR, METRICS, SETTINGS
+from service.observability import Metrics
+from service.privacy import Pseudonymiser
+from service.settings import Settings
+from service.web.auth import auth_middleware
+from service.web.errors import error_middleware
+from webhooks.routes import setup_routes as setup_webhooks
+
+log = logging.getLogger(__name__)
+
+
+async def ingestion_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The ingestor (appends events) and the folder (derives call rows from them)."""
+    settings = app[SETTINGS]
+    metrics = app[METRICS]
+    folder = Folder(app[DB_POOL], Pseudonymiser(settings.secret_key), on_fold=metrics.fold)
+    ingestor = Ingestor(app[DB_POOL], on_batch=metrics.batch, on_commit=folder.notify)
+    await folder.start()
+    await ingestor.start()
+    app[FOLDER] = folder
+    app[INGESTOR] = ingestor
+    yield
+    await ingestor.stop()
+    await folder.stop()
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the whole service for ``settings``."""
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware], client_max_size=1024 * 1024
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[CALENDAR] = Calendar(settings.municipality)
+    app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(ingestion_ctx)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/v1/calls", get_calls)
+    setup_webhooks(app)
+    return app

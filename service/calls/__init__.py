@@ -1,0 +1,1 @@
+"""Calls: the normalised events, the fold into calls, and their storage."""

@@ -1,0 +1,146 @@
+"""Fold the events of one call into the call: a pure function of the *set* of events.
+
+The result depends neither on arrival order nor on duplicates (sources deliver late, twice
+and out of order), so any permutation of any multiset of the same events folds to the same
+call. The rules are those of ``shared/spec/engagement8.md`` (« The call »):
+
+* ``started_at`` — the earliest instant any event gives (a leg's end minus its duration
+  counts as an instant too); only when no event carries one, the earliest receipt time.
+* ``answered_at`` — the earliest pick-up by a human agent; an IVR or the PBX answering the
+  inbound leg is not one. Where the source only reports the wait (Twilio ``QueueTime``),
+  the pick-up is the queue entry (or the start) plus that wait.
+* ``wait_s`` — the wait the source reports when it reports one (authoritative), otherwise
+  pick-up minus start for answered calls, end minus start for the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from service.calls.model import Call, Disposition, Event, Kind
+
+# Which event's own wait figure wins when several report one: the pick-up itself first,
+# then the dequeue, then the queue's verdict, then the end of the leg.
+_WAIT_PRIORITY = {Kind.AGENT_ANSWERED: 0, Kind.AGENT_TAKEN: 1, Kind.QUEUE_RESULT: 2, Kind.ENDED: 3}
+
+
+def _order(e: Event) -> tuple[datetime, int, str, str]:
+    return (e.at or e.received_at, e.seq if e.seq is not None else -1, e.kind.value, e.dedup_key)
+
+
+def fold(events: Iterable[Event]) -> Call | None:
+    """The call described by ``events`` (all of one ``call_key``), or None when empty."""
+    unique: dict[str, Event] = {}
+    for e in events:
+        # A redelivery differs only by its receipt time; keep the earliest copy.
+        kept = unique.get(e.dedup_key)
+        if kept is None or e.received_at < kept.received_at:
+            unique[e.dedup_key] = e
+    evs = sorted(unique.values(), key=_order)
+    if not evs:
+        return None
+    first = evs[0]
+
+    directions = {e.direction for e in evs if e.direction}
+    direction = "outbound" if directions == {"outbound"} else "inbound"
+    line = next((e.line for e in evs if e.line), None)
+    caller = next((e.caller for e in evs if e.caller), None)
+    queue = next((e.queue for e in evs if e.queue), None)
+
+    instants = [e.at for e in evs if e.at is not None]
+    instants += [
+        e.at - timedelta(seconds=e.duration_s)
+        for e in evs
+        if e.kind is Kind.ENDED and e.at is not None and e.duration_s is not None
+    ]
+    from_events = bool(instants)
+    started_at = min(instants) if instants else min(e.received_at for e in evs)
+    queue_entered = min(
+        (e.at for e in evs if e.kind is Kind.STARTED and e.queue and e.at), default=None
+    )
+
+    ends = [e for e in evs if e.kind is Kind.ENDED]
+    ended_at = max((e.at for e in ends if e.at is not None), default=None)
+
+    answers = [e for e in evs if e.kind is Kind.AGENT_ANSWERED]
+    timed_answers = [e for e in answers if e.at is not None]
+    first_answer = min(timed_answers, key=_order) if timed_answers else None
+    results = [e for e in evs if e.kind in (Kind.QUEUE_RESULT, Kind.DIAL_RESULT)]
+    answered = (
+        bool(answers)
+        or any(e.kind is Kind.AGENT_TAKEN for e in evs)
+        or any(e.answered for e in results)
+    )
+
+    waits = sorted(
+        (e for e in evs if e.wait_s is not None and e.kind in _WAIT_PRIORITY),
+        key=lambda e: (_WAIT_PRIORITY[e.kind], _order(e)),
+    )
+    if answered:
+        # An answered call's reported wait comes from answer-side events only: a queue
+        # verdict of "hangup" next to an agent answer would be contradictory noise.
+        waits = [e for e in waits if e.kind is not Kind.QUEUE_RESULT or e.answered]
+    reported_wait = waits[0].wait_s if waits else None
+
+    answered_at = first_answer.at if first_answer else None
+    if answered and answered_at is None:
+        if reported_wait is not None:
+            answered_at = (queue_entered or started_at) + timedelta(seconds=reported_wait)
+        else:
+            talk = next((e.duration_s for e in results if e.answered and e.duration_s), None)
+            if ended_at is not None and talk is not None:
+                answered_at = max(started_at, ended_at - timedelta(seconds=talk))
+
+    if reported_wait is not None:
+        wait_s: float | None = reported_wait
+    elif answered:
+        wait_s = (answered_at - started_at).total_seconds() if answered_at else None
+    else:
+        wait_s = (ended_at - started_at).total_seconds() if ended_at else None
+    if wait_s is not None:
+        wait_s = max(0.0, wait_s)
+
+    agent = (first_answer.agent if first_answer else None) or next(
+        (
+            e.agent
+            for e in evs
+            if e.agent and e.kind in (Kind.AGENT_ANSWERED, Kind.AGENT_TAKEN, Kind.DIAL_RESULT)
+        ),
+        None,
+    )
+    recording = next((e.recording_url for e in reversed(evs) if e.recording_url), None)
+
+    return Call(
+        source=first.source,
+        external_id=first.call_key,
+        direction=direction,
+        line=line,
+        queue=queue,
+        caller=caller,
+        agent=agent,
+        started_at=started_at,
+        answered_at=answered_at,
+        ended_at=ended_at,
+        wait_s=wait_s,
+        answered=answered,
+        disposition=_disposition(answered, results, ends),
+        time_from_events=from_events,
+        recording_url=recording,
+    )
+
+
+def _disposition(answered: bool, results: list[Event], ends: list[Event]) -> Disposition | None:
+    """How the call ended; None while nothing says it is over."""
+    if answered:
+        return Disposition.ANSWERED
+    # The queue's or the dial's verdict is more precise than the inbound leg's final status
+    # (which is "completed" whenever the caller hangs up after an IVR pick-up).
+    for kind in (Kind.QUEUE_RESULT, Kind.DIAL_RESULT):
+        verdicts = [e.status for e in results if e.kind is kind and e.status]
+        if verdicts:
+            return Disposition(sorted(verdicts)[0])
+    statuses = sorted(e.status for e in ends if e.status)
+    if statuses:
+        return Disposition(statuses[0])
+    return Disposition.ABANDONED if ends else None

@@ -1,0 +1,115 @@
+"""The normalised event every source adapter produces, and the call folded from them.
+
+Adapters (``webhooks/``) turn what a phone system sends into :class:`Event` values; the core
+stores them append-only and folds all the events of one call into one :class:`Call`. Nothing
+below the adapters knows which source an event came from, except as a label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Kind(StrEnum):
+    """What an event says about its call."""
+
+    STARTED = "started"  # the inbound leg exists (initiated, ringing, queued, queue entry)
+    SYSTEM_ANSWERED = (
+        "system_answered"  # the inbound leg was picked up by the PBX/IVR, not a person
+    )
+    ENDED = "ended"  # the inbound leg ended; ``status`` says how
+    LEG = "leg"  # an agent leg rings or ends (no answer on its own)
+    AGENT_ANSWERED = "agent_answered"  # a human agent picked up
+    DIAL_RESULT = "dial_result"  # the outcome of a dial towards agents
+    QUEUE_RESULT = "queue_result"  # the outcome of a wait in a queue
+    AGENT_TAKEN = "agent_taken"  # an agent takes the caller out of a queue
+    RECORDING = "recording"  # a recording of the call is available
+    OTHER = "other"  # kept for the record, changes nothing
+
+
+class Disposition(StrEnum):
+    """How a call ended, before the calendar is asked (``closed`` is decided at read time)."""
+
+    ANSWERED = "answered"
+    ABANDONED = "abandoned"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One normalised event. ``call_key`` groups the events of one call within a source.
+
+    ``dedup_key`` identifies a delivery: the same key twice is a duplicate that changes nothing.
+    ``at`` is the instant the source gives for the event (None when it gives none);
+    ``received_at`` is only a last resort for a call whose events carry no instant at all.
+    Instants are in UTC: differences of wall-clock times across a DST change would be wrong.
+    """
+
+    source: str
+    call_key: str
+    dedup_key: str
+    kind: Kind
+    received_at: datetime
+    at: datetime | None = None
+    seq: int | None = None
+    direction: str | None = None  # "inbound" or "outbound", on root-leg events
+    line: str | None = None  # the dialled municipal number (E.164)
+    caller: str | None = None  # the caller's number, personal data
+    queue: str | None = None
+    agent: str | None = None
+    leg: str | None = None  # the agent leg's own id, for agent-leg events
+    status: str | None = None  # a Disposition value on ENDED / DIAL_RESULT / QUEUE_RESULT
+    answered: bool | None = None  # on DIAL_RESULT / QUEUE_RESULT
+    wait_s: float | None = None  # the wait as the source measured it (authoritative)
+    duration_s: float | None = None  # leg duration (ENDED) or talk time (DIAL_RESULT)
+    recording_url: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict of the normalised fields (stored beside the raw payload)."""
+        # Hand-rolled rather than dataclasses.asdict(): this runs for every event ingested
+        # and asdict deep-copies every value.
+        out: dict[str, Any] = {}
+        for name in _EVENT_FIELDS:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            out[name] = value.isoformat() if isinstance(value, datetime) else value
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Event:
+        values = dict(data)
+        values["kind"] = Kind(values["kind"])
+        for k in ("at", "received_at"):
+            if k in values:
+                values[k] = datetime.fromisoformat(values[k])
+        return cls(**values)
+
+
+_EVENT_FIELDS = tuple(f.name for f in fields(Event))
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A call as folded from its events; the row stored in ``calls``."""
+
+    source: str
+    external_id: str
+    direction: str
+    line: str | None
+    queue: str | None
+    caller: str | None
+    agent: str | None
+    started_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    wait_s: float | None
+    answered: bool
+    disposition: Disposition | None  # None while the call is still in progress
+    time_from_events: bool  # False when no event gave an instant (received time used)
+    recording_url: str | None = None

@@ -1,0 +1,220 @@
+"""SQL for events and calls. Every function takes a connection; none opens one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from service.calls.fold import fold
+from service.calls.model import Call, Event
+from service.privacy import Pseudonymiser
+
+_INSERT_EVENTS = """
+WITH ins AS (
+    INSERT INTO events (source, call_key, dedup_key, kind, occurred_at, received_at, norm,
+                        payload)
+    SELECT s, c, d, k, o, r, n::json, p::json
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                $6::timestamptz[], $7::text[], $8::text[]) AS t(s, c, d, k, o, r, n, p)
+    ON CONFLICT (source, dedup_key) DO NOTHING
+    RETURNING source, call_key, dedup_key
+), marked AS (
+    -- DO UPDATE, not DO NOTHING: the row lock it takes makes a folder skip this mark until
+    -- these events are committed, so the folder never consumes a mark without them.
+    INSERT INTO fold_queue (source, call_key)
+    SELECT DISTINCT source, call_key FROM ins ORDER BY source, call_key
+    ON CONFLICT (source, call_key) DO UPDATE SET enqueued_at = fold_queue.enqueued_at
+)
+SELECT source, dedup_key FROM ins
+"""
+
+_TAKE_FOLDS = """
+DELETE FROM fold_queue
+WHERE ctid IN (SELECT ctid FROM fold_queue ORDER BY enqueued_at
+               LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING source, call_key
+"""
+
+_EVENTS_OF_CALLS = """
+SELECT e.norm::text AS norm
+FROM events e
+JOIN unnest($1::text[], $2::text[]) AS k(source, call_key)
+  ON e.source = k.source AND e.call_key = k.call_key
+"""
+
+_UPSERT_CALLS = """
+INSERT INTO calls (source, external_id, direction, line, queue, caller_hash, caller_last2,
+                   caller_number, agent, started_at, answered_at, ended_at, wait_s, answered,
+                   disposition, time_from_events, recording_url)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[],
+                     $12::timestamptz[], $13::float8[], $14::bool[], $15::text[], $16::bool[],
+                     $17::text[])
+ON CONFLICT (source, external_id) DO UPDATE SET
+    direction = EXCLUDED.direction, line = EXCLUDED.line, queue = EXCLUDED.queue,
+    caller_hash = EXCLUDED.caller_hash, caller_last2 = EXCLUDED.caller_last2,
+    caller_number = EXCLUDED.caller_number, agent = EXCLUDED.agent,
+    started_at = EXCLUDED.started_at, answered_at = EXCLUDED.answered_at,
+    ended_at = EXCLUDED.ended_at, wait_s = EXCLUDED.wait_s, answered = EXCLUDED.answered,
+    disposition = EXCLUDED.disposition, time_from_events = EXCLUDED.time_from_events,
+    recording_url = EXCLUDED.recording_url, updated_at = now()
+"""
+
+
+async def append_events(
+    conn: asyncpg.Connection | asyncpg.Pool, events: Sequence[tuple[Event, dict[str, Any]]]
+) -> set[tuple[str, str]]:
+    """Append events (with their raw payloads) and mark their calls for refolding.
+
+    One statement, so one implicit transaction: concurrent appends commit together without
+    waiting on each other. Returns the (source, dedup_key) pairs that were new; the others
+    were duplicates and changed nothing.
+    """
+    # Rows are written in one global order (events by key, marks by call), so concurrent
+    # appends from several instances wait on each other at worst, never deadlock.
+    events = sorted(events, key=lambda pair: (pair[0].source, pair[0].dedup_key))
+    rows = await conn.fetch(
+        _INSERT_EVENTS,
+        [e.source for e, _ in events],
+        [e.call_key for e, _ in events],
+        [e.dedup_key for e, _ in events],
+        [e.kind.value for e, _ in events],
+        [e.at for e, _ in events],
+        [e.received_at for e, _ in events],
+        [orjson.dumps(e.to_json()).decode() for e, _ in events],
+        [orjson.dumps(p).decode() for _, p in events],
+    )
+    return {(r["source"], r["dedup_key"]) for r in rows}
+
+
+async def fold_pending(conn: asyncpg.Connection, limit: int, pseudonymise: Pseudonymiser) -> int:
+    """Refold up to ``limit`` marked calls; returns how many marks were taken.
+
+    Must run inside a transaction: the marks are deleted and the rows rewritten atomically.
+    The marks are taken *before* the events are read, and an append locks its call's mark
+    until it commits (marks locked that way are skipped). So an event appended meanwhile is
+    either seen here, or re-marks its call once this transaction commits: no event is ever
+    left unfolded.
+    """
+    keys = [(r["source"], r["call_key"]) for r in await conn.fetch(_TAKE_FOLDS, limit)]
+    if keys:
+        await refold(conn, keys, pseudonymise)
+    return len(keys)
+
+
+async def refold(
+    conn: asyncpg.Connection, keys: Sequence[tuple[str, str]], pseudonymise: Pseudonymiser
+) -> list[Call]:
+    """Recompute the call rows of ``keys`` from all their stored events."""
+    rows = await conn.fetch(_EVENTS_OF_CALLS, [s for s, _ in keys], [c for _, c in keys])
+    grouped: dict[tuple[str, str], list[Event]] = {}
+    for r in rows:
+        ev = Event.from_json(orjson.loads(r["norm"]))
+        grouped.setdefault((ev.source, ev.call_key), []).append(ev)
+    calls = [c for evs in grouped.values() if (c := fold(evs)) is not None]
+    if calls:
+        await upsert_calls(conn, calls, pseudonymise)
+    return calls
+
+
+async def upsert_calls(
+    conn: asyncpg.Connection, calls: Sequence[Call], pseudonymise: Pseudonymiser
+) -> None:
+    hashed = [pseudonymise(c.caller) for c in calls]
+    await conn.execute(
+        _UPSERT_CALLS,
+        [c.source for c in calls],
+        [c.external_id for c in calls],
+        [c.direction for c in calls],
+        [c.line for c in calls],
+        [c.queue for c in calls],
+        [h for h, _ in hashed],
+        [d for _, d in hashed],
+        [c.caller for c in calls],
+        [c.agent for c in calls],
+        [c.started_at for c in calls],
+        [c.answered_at for c in calls],
+        [c.ended_at for c in calls],
+        [c.wait_s for c in calls],
+        [c.answered for c in calls],
+        [c.disposition.value if c.disposition else None for c in calls],
+        [c.time_from_events for c in calls],
+        [c.recording_url for c in calls],
+    )
+
+
+async def quarantine(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    source: str,
+    reason: str,
+    body: str,
+    content_type: str | None = None,
+    line_no: int | None = None,
+) -> int:
+    """Keep a refused payload with the reason it was refused; returns its id."""
+    value = await conn.fetchval(
+        "INSERT INTO quarantine (source, reason, content_type, line_no, body) "
+        "VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        source,
+        reason,
+        content_type,
+        line_no,
+        body,
+    )
+    return int(value)
+
+
+CALL_COLUMNS = (
+    "id, source, external_id, direction, line, queue, agent, started_at, "
+    "answered_at, ended_at, wait_s, answered, disposition, caller_last2"
+)
+
+
+async def list_calls(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    service_lines: Sequence[str] | None,
+    service_queues: Sequence[str] | None,
+    all_queues: Sequence[str],
+    direction: str | None,
+    after: tuple[datetime, int] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Calls newest first (``started_at`` then ``id`` descending), keyset-paginated.
+
+    ``service_lines``/``service_queues`` select one service: a call belongs to the service
+    owning its queue, else to the one owning its line (as ``Municipality.service_for``).
+    """
+    where = ["TRUE"]
+    args: list[Any] = []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if start is not None:
+        where.append(f"started_at >= {arg(start)}")
+    if end is not None:
+        where.append(f"started_at < {arg(end)}")
+    if direction is not None:
+        where.append(f"direction = {arg(direction)}")
+    if service_lines is not None and service_queues is not None:
+        where.append(
+            f"(queue = ANY({arg(list(service_queues))}::text[]) OR (line = ANY("
+            f"{arg(list(service_lines))}::text[]) AND (queue IS NULL OR NOT queue = ANY("
+            f"{arg(list(all_queues))}::text[]))))"
+        )
+    if after is not None:
+        where.append(f"(started_at, id) < ({arg(after[0])}, {arg(after[1])})")
+    sql = (
+        f"SELECT {CALL_COLUMNS} FROM calls WHERE {' AND '.join(where)} "  # noqa: S608
+        f"ORDER BY started_at DESC, id DESC LIMIT {arg(limit)}"
+    )
+    return list(await conn.fetch(sql, *args))

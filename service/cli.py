@@ -1,0 +1,274 @@
+"""The ``decroche`` command.
+
+Exit status: 0 on success, 1 on a failure the user can fix (the message says how), 2 on bad
+arguments (argparse's own convention).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+
+from service.calendar import Calendar
+from service.db.embedded import EmbeddedDatabaseError
+from service.municipality import WEEKDAYS, ConfigError, Municipality, load_municipality
+from service.settings import Settings, default_config_path, load_settings
+
+log = logging.getLogger("decroche")
+
+
+class UserError(Exception):
+    """A failure the user can fix: printed as one line, exit status 1."""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(getattr(args, "config", None))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from service.serve import ServeOptions, serve
+
+    if args.workers < 1:
+        raise UserError("--workers must be at least 1")
+    opts = ServeOptions(
+        host=args.host,
+        port=args.port,
+        demo=args.demo,
+        demo_rate=args.demo_rate,
+        demo_days=args.demo_days,
+        workers=args.workers,
+        reuse_port=args.reuse_port,
+    )
+    return serve(_settings(args), opts)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from service.db.migrate import apply_migrations
+    from service.db.pool import resolve_dsn
+
+    settings = _settings(args)
+
+    async def run() -> list[str]:
+        import asyncpg
+
+        dsn = await resolve_dsn(settings.database_url, settings.data_dir)
+        conn = await asyncpg.connect(dsn)
+        try:
+            return [f"{m.version:04d}_{m.name}" for m in await apply_migrations(conn)]
+        finally:
+            await conn.close()
+
+    try:
+        applied = asyncio.run(run())
+    except OSError as exc:
+        raise UserError(f"cannot reach the database ({exc}); check DATABASE_URL") from None
+    print("applied: " + ", ".join(applied) if applied else "database is up to date")
+    return 0
+
+
+def describe(m: Municipality) -> str:
+    """What a configuration says, in a few readable lines."""
+    cal = Calendar(m)
+    year = datetime.now(UTC).year
+    out = [
+        f"{m.name} — time zone {m.timezone}, holidays {m.holiday_zone} "
+        f"(Whit Monday {'open' if m.whit_monday_open else 'closed'})"
+    ]
+    out.append("policy: " + ", ".join(f"{k}={v:g}" for k, v in m.policy.as_dict().items()))
+    if m.closures:
+        out.append("closures: " + ", ".join(sorted(d.isoformat() for d in m.closures)))
+    holidays = [
+        f"{d.isoformat()} {n}"
+        for d, n in sorted({d: cal.holiday(d) for d in _year_days(year) if cal.holiday(d)}.items())
+    ]
+    out.append(f"public holidays {year}: " + "; ".join(holidays))
+    for s in m.services:
+        out.append(
+            f"- {s.slug} « {s.name} »: lines {', '.join(s.lines) or 'none'}"
+            + (f"; queues {', '.join(s.queues)}" if s.queues else "")
+        )
+        for wd, day in enumerate(WEEKDAYS):
+            ivs = s.hours.get(wd, ())
+            if ivs:
+                out.append(
+                    f"    {day} "
+                    + ", ".join(
+                        f"{a:%H:%M}-{'24:00' if b.hour == 23 and b.minute == 59 else f'{b:%H:%M}'}"
+                        for a, b in ivs
+                    )
+                )
+        if s.policy != m.policy:
+            out.append(
+                "    policy: "
+                + ", ".join(
+                    f"{k}={v:g}"
+                    for k, v in s.policy.as_dict().items()
+                    if m.policy.as_dict()[k] != v
+                )
+            )
+        if s.closures:
+            out.append("    closures: " + ", ".join(sorted(d.isoformat() for d in s.closures)))
+    return "\n".join(out)
+
+
+def _year_days(year: int) -> list[date]:
+    first = date(year, 1, 1)
+    return [first + timedelta(days=i) for i in range((date(year + 1, 1, 1) - first).days)]
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    path = args.file or args.config
+    if path is None:
+        path = os.environ.get("DECROCHE_CONFIG") or str(default_config_path())
+    m = load_municipality(path)
+    print(f"{path}: OK")
+    print(describe(m))
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import aiohttp
+
+    from service.demo.simulate import Sender, backfill, past_days, run_live
+
+    token = args.auth_token or os.environ.get("TWILIO_AUTH_TOKEN")
+    if not token:
+        raise UserError(
+            "set TWILIO_AUTH_TOKEN (or --auth-token) to the token the service "
+            "checks signatures with"
+        )
+    if args.rate <= 0:
+        raise UserError("--rate must be positive (calls started per second)")
+    m = load_municipality(args.config or os.environ.get("DECROCHE_CONFIG") or default_config_path())
+
+    async def run() -> None:
+        async with aiohttp.ClientSession() as session:
+            sender = Sender(session, args.url, token)
+            if args.backfill_days:
+                now = datetime.now(UTC)
+                await backfill(
+                    sender,
+                    m,
+                    past_days(now.astimezone(m.tz).date(), args.backfill_days),
+                    seed=args.seed or 1,
+                    until=now,
+                )
+            if args.duration != 0:
+                await run_live(
+                    sender,
+                    m,
+                    rate=args.rate,
+                    duration=args.duration,
+                    seed=args.seed,
+                    speed=args.speed,
+                )
+            st = sender.stats
+            print(
+                f"{st.calls} calls, {st.sent} callbacks accepted, {st.failed} failed; "
+                f"HTTP statuses: {dict(sorted(st.status.items()))}"
+            )
+            if st.failed:
+                raise UserError(f"{st.failed} callbacks were not accepted (see statuses)")
+
+    asyncio.run(run())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="decroche",
+        description=("Décroché: telephony quality for town halls (Engagement 8 answer times)."),
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument(
+            "--config",
+            help="configuration file (default: $DECROCHE_CONFIG, else the shipped example)",
+        )
+        return sp
+
+    s = with_config(sub.add_parser("serve", help="run the service (migrates first)"))
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument(
+        "--demo", action="store_true", help="also run a simulated switchboard feeding the service"
+    )
+    s.add_argument("--demo-rate", type=float, default=0.2, help="demo calls per second")
+    s.add_argument("--demo-days", type=int, default=7, help="past days the demo replays")
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="service processes sharing the port (e.g. one per core)",
+    )
+    s.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_serve)
+
+    s = with_config(sub.add_parser("migrate", help="apply pending database migrations"))
+    s.set_defaults(func=cmd_migrate)
+
+    s = with_config(
+        sub.add_parser("check-config", help="validate a configuration file and print what it says")
+    )
+    s.add_argument("file", nargs="?", help="the file (default: as --config)")
+    s.set_defaults(func=cmd_check_config)
+
+    s = with_config(
+        sub.add_parser(
+            "simulate", help="send a realistic, signed Twilio call stream to a running service"
+        )
+    )
+    s.add_argument(
+        "--url",
+        required=True,
+        help="the service's Twilio webhook URL, e.g. http://127.0.0.1:8080/webhooks/twilio",
+    )
+    s.add_argument("--rate", type=float, default=0.5, help="calls started per second")
+    s.add_argument(
+        "--duration",
+        type=float,
+        default=60,
+        help="seconds of live traffic (0: none, only the backfill)",
+    )
+    s.add_argument(
+        "--backfill-days",
+        type=int,
+        default=0,
+        help="first replay this many past days, as fast as the service takes them",
+    )
+    s.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="time compression of each call (2 = waits twice as short)",
+    )
+    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--auth-token", help="default: $TWILIO_AUTH_TOKEN")
+    s.set_defaults(func=cmd_simulate)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except (ConfigError, UserError, EmbeddedDatabaseError) as exc:
+        print(f"decroche: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The asyncpg pool as an aiohttp ``cleanup_ctx``; the embedded database when no URL is set."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+from aiohttp import web
+
+from service.db.embedded import start_embedded
+from service.db.migrate import apply_migrations
+from service.keys import DB_POOL, SETTINGS
+
+log = logging.getLogger(__name__)
+
+
+async def resolve_dsn(database_url: str | None, data_dir: Path) -> str:
+    """The DSN to use: ``DATABASE_URL``, or the embedded server's (started if needed)."""
+    if database_url:
+        return database_url
+    embedded = await asyncio.to_thread(start_embedded, data_dir)
+    log.info("embedded PostgreSQL ready in %s", embedded.pgdata)
+    return embedded.dsn
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
+    )
+    assert pool is not None
+    return pool
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Open the pool (migrating first) for the life of the application."""
+    settings = app[SETTINGS]
+    dsn = await resolve_dsn(settings.database_url, settings.data_dir)
+    pool = await create_pool(dsn)
+    async with pool.acquire() as conn:
+        applied = await apply_migrations(conn)
+    for mig in applied:
+        log.info("applied migration %04d_%s", mig.version, mig.name)
+    app[DB_POOL] = pool
+    yield
+    await pool.close()

@@ -1,0 +1,1 @@
+"""The demo switchboard: simulated Twilio traffic fed through the real webhook path."""

@@ -1,0 +1,22 @@
+"""Typed keys of the objects the application holds (``app[KEY]``), shared by all packages."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import asyncpg
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from service.calendar import Calendar
+    from service.calls.folder import Folder
+    from service.calls.ingest import Ingestor
+    from service.observability import Metrics
+    from service.settings import Settings
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+CALENDAR: web.AppKey[Calendar] = web.AppKey("calendar")
+DB_POOL: web.AppKey[asyncpg.Pool] = web.AppKey("db_pool")
+INGESTOR: web.AppKey[Ingestor] = web.AppKey("ingestor")
+FOLDER: web.AppKey[Folder] = web.AppKey("folder")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")

@@ -1,0 +1,401 @@
+"""The municipality described by the TOML configuration file: services, lines, hours, policy.
+
+Parsing is strict and pure: every unknown key, bad time, overlapping interval, line claimed
+twice or missing slug raises a :class:`ConfigError` naming the file, the key and the fault.
+The contract is ``shared/spec/config.md``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+HOLIDAY_ZONES = ("metropole", "alsace-moselle")
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+INTERVAL_RE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+SEND_AT_RE = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun) (\d{2}):(\d{2})$")
+
+
+class ConfigError(ValueError):
+    """A configuration fault a user can fix; the message names the file and the key."""
+
+    def __init__(self, path: str, key: str, problem: str) -> None:
+        self.path = path
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{path}: {key}: {problem}" if key else f"{path}: {problem}")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Engagement 8 thresholds and targets (``spec/engagement8.md``, « The policy »)."""
+
+    answer_within_s: float = 25
+    short_abandon_s: float = 5
+    target_answer_rate: float = 0.85
+    target_service_level: float = 0.80
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "answer_within_s": self.answer_within_s,
+            "short_abandon_s": self.short_abandon_s,
+            "target_answer_rate": self.target_answer_rate,
+            "target_service_level": self.target_service_level,
+        }
+
+
+Interval = tuple[time, time]
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """One municipal service: its lines and queues, opening hours, closures and policy."""
+
+    slug: str
+    name: str
+    lines: tuple[str, ...]
+    queues: tuple[str, ...]
+    hours: Mapping[int, tuple[Interval, ...]]  # weekday (Monday = 0) → sorted intervals
+    closures: frozenset[date]
+    policy: Policy
+    digest_recipients: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    recipients: tuple[str, ...] = ()
+    send_weekday: int = 0
+    send_time: time = time(7, 30)
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    keep_numbers_days: int = 30
+    keep_recordings_days: int = 90
+
+
+@dataclass(frozen=True)
+class Municipality:
+    """Everything the configuration file says, validated."""
+
+    path: str
+    name: str
+    timezone: str
+    holiday_zone: str
+    whit_monday_open: bool
+    closures: frozenset[date]
+    policy: Policy
+    services: tuple[ServiceConfig, ...]
+    digest: DigestConfig = field(default_factory=DigestConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def service(self, slug: str) -> ServiceConfig | None:
+        return next((s for s in self.services if s.slug == slug), None)
+
+    def service_for(self, line: str | None, queue: str | None) -> ServiceConfig | None:
+        """The service owning a queue (checked first: it is the more precise) or a line."""
+        for svc in self.services:
+            if queue is not None and queue in svc.queues:
+                return svc
+        for svc in self.services:
+            if line is not None and line in svc.lines:
+                return svc
+        return None
+
+
+def load_municipality(path: str | Path) -> Municipality:
+    """Read and validate a configuration file; raise :class:`ConfigError` on any fault."""
+    p = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(p, "", f"cannot read the file ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(p, "", "the file is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(p, "", f"not valid TOML ({exc})") from None
+    return parse_municipality(data, p)
+
+
+class _Reader:
+    """Reads one TOML table, remembering which keys were used so unknown ones are refused."""
+
+    def __init__(self, data: Any, path: str, key: str) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(path, key or "(top level)", "expected a table")
+        self.data: dict[str, Any] = data
+        self.path = path
+        self.prefix = key
+        self.seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def fail(self, name: str, problem: str) -> ConfigError:
+        return ConfigError(self.path, self.key(name), problem)
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
+        self.seen.add(name)
+        if name not in self.data:
+            return default
+        value = self.data[name]
+        # bool is an int in Python; a threshold of `true` is a mistake, not 1.
+        if isinstance(value, bool) and kind is not bool and bool not in _as_tuple(kind):
+            raise self.fail(name, f"expected {_kind_name(kind)}, got a boolean")
+        if not isinstance(value, kind):
+            raise self.fail(name, f"expected {_kind_name(kind)}, got {type(value).__name__}")
+        return value
+
+    def require(self, name: str, kind: type | tuple[type, ...]) -> Any:
+        if name not in self.data:
+            self.seen.add(name)
+            raise self.fail(name, "is required")
+        return self.get(name, kind)
+
+    def strings(self, name: str) -> list[str]:
+        values = self.get(name, list, [])
+        for i, v in enumerate(values):
+            if not isinstance(v, str):
+                raise self.fail(f"{name}[{i}]", "expected a string")
+        return list(values)
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - self.seen)
+        if unknown:
+            raise self.fail(
+                unknown[0], "unknown key (check its spelling against the documentation)"
+            )
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {
+        str: "a string",
+        int: "a whole number",
+        float: "a number",
+        bool: "true or false",
+        list: "a list",
+        dict: "a table",
+        date: "a date",
+    }
+    return " or ".join(names.get(k, k.__name__) for k in _as_tuple(kind))
+
+
+def parse_municipality(data: Mapping[str, Any], path: str) -> Municipality:
+    """Validate the decoded TOML of a configuration file."""
+    top = _Reader(dict(data), path, "")
+    name = top.get("name", str, "Mairie")
+    tz_name = top.get("timezone", str, "Europe/Paris")
+    try:
+        ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise top.fail("timezone", f"unknown time zone {tz_name!r} (e.g. 'Europe/Paris')") from None
+    zone = top.get("holiday_zone", str, "metropole")
+    if zone not in HOLIDAY_ZONES:
+        raise top.fail("holiday_zone", f"{zone!r} is not one of {', '.join(HOLIDAY_ZONES)}")
+    whit = top.get("whit_monday_open", bool, False)
+    closures = _dates(top, "closures")
+    policy = _policy(top.get("policy", dict, {}), path, "policy", Policy())
+    raw_services = top.get("services", list, [])
+    if not raw_services:
+        raise top.fail("services", "at least one [[services]] entry is required")
+    services = tuple(
+        _service(s, path, f"services[{i}]", policy) for i, s in enumerate(raw_services)
+    )
+    digest = _digest(top.get("digest", dict, {}), path)
+    privacy = _privacy(top.get("privacy", dict, {}), path)
+    top.finish()
+    _check_unique(services, path)
+    return Municipality(
+        path=path,
+        name=name,
+        timezone=tz_name,
+        holiday_zone=zone,
+        whit_monday_open=whit,
+        closures=closures,
+        policy=policy,
+        services=services,
+        digest=digest,
+        privacy=privacy,
+    )
+
+
+def _dates(r: _Reader, name: str) -> frozenset[date]:
+    out: set[date] = set()
+    for i, v in enumerate(r.get(name, list, [])):
+        if isinstance(v, date) and not hasattr(v, "hour"):
+            out.add(v)
+            continue
+        try:
+            out.add(date.fromisoformat(v) if isinstance(v, str) else date.fromisoformat(""))
+        except ValueError:
+            raise r.fail(f"{name}[{i}]", f"{v!r} is not a date (expected YYYY-MM-DD)") from None
+    return frozenset(out)
+
+
+def _policy(data: Any, path: str, key: str, base: Policy) -> Policy:
+    r = _Reader(data, path, key)
+    values: dict[str, float] = {}
+    for name in ("answer_within_s", "short_abandon_s"):
+        v = r.get(name, (int, float))
+        if v is not None:
+            if v < 0 or v > 3600:
+                raise r.fail(name, f"{v} is out of range (0 to 3600 seconds)")
+            values[name] = float(v)
+    for name in ("target_answer_rate", "target_service_level"):
+        v = r.get(name, (int, float))
+        if v is not None:
+            if not 0 <= v <= 1:
+                raise r.fail(name, f"{v} is out of range (a share between 0 and 1, e.g. 0.85)")
+            values[name] = float(v)
+    r.finish()
+    merged = {**base.as_dict(), **values}
+    return Policy(**merged)
+
+
+def _parse_interval(text: str) -> Interval | None:
+    m = INTERVAL_RE.match(text)
+    if not m:
+        return None
+    h1, m1, h2, m2 = (int(g) for g in m.groups())
+    if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2 != 0):
+        return None
+    start = time(h1, m1)
+    end = time.max if h2 == 24 else time(h2, m2)
+    return (start, end) if start < end else None
+
+
+def _hours(data: Any, path: str, key: str) -> dict[int, tuple[Interval, ...]]:
+    r = _Reader(data, path, key)
+    out: dict[int, tuple[Interval, ...]] = {}
+    for wd, day in enumerate(WEEKDAYS):
+        texts = r.strings(day)
+        intervals: list[Interval] = []
+        for i, text in enumerate(texts):
+            iv = _parse_interval(text)
+            if iv is None:
+                raise r.fail(
+                    f"{day}[{i}]",
+                    f"{text!r} is not an interval like '08:30-12:00' "
+                    "(start before end, 24-hour clock)",
+                )
+            intervals.append(iv)
+        intervals.sort()
+        for a, b in itertools.pairwise(intervals):
+            if b[0] < a[1]:
+                raise r.fail(day, f"intervals {_fmt(a)} and {_fmt(b)} overlap")
+        if intervals:
+            out[wd] = tuple(intervals)
+    r.finish()
+    return out
+
+
+def _fmt(iv: Interval) -> str:
+    end = "24:00" if iv[1] == time.max else iv[1].strftime("%H:%M")
+    return f"{iv[0].strftime('%H:%M')}-{end}"
+
+
+def _service(data: Any, path: str, key: str, default_policy: Policy) -> ServiceConfig:
+    r = _Reader(data, path, key)
+    slug = r.require("slug", str)
+    if not SLUG_RE.match(slug):
+        raise r.fail("slug", f"{slug!r} must be lowercase letters, digits and dashes ([a-z0-9-]+)")
+    name = r.get("name", str, slug)
+    lines = r.strings("lines")
+    for i, line in enumerate(lines):
+        if not E164_RE.match(line):
+            raise r.fail(f"lines[{i}]", f"{line!r} is not an E.164 number like '+33387550101'")
+    queues = r.strings("queues")
+    closures = _dates(r, "closures")
+    hours = _hours(r.get("hours", dict, {}), path, f"{key}.hours")
+    policy = _policy(r.get("policy", dict, {}), path, f"{key}.policy", default_policy)
+    digest = _Reader(r.get("digest", dict, {}), path, f"{key}.digest")
+    recipients = tuple(digest.strings("recipients"))
+    digest.finish()
+    r.finish()
+    return ServiceConfig(
+        slug=slug,
+        name=name,
+        lines=tuple(lines),
+        queues=tuple(queues),
+        hours=hours,
+        closures=closures,
+        policy=policy,
+        digest_recipients=recipients,
+    )
+
+
+def _check_unique(services: tuple[ServiceConfig, ...], path: str) -> None:
+    seen_slug: dict[str, int] = {}
+    seen_line: dict[str, str] = {}
+    seen_queue: dict[str, str] = {}
+    for i, svc in enumerate(services):
+        if svc.slug in seen_slug:
+            raise ConfigError(
+                path,
+                f"services[{i}].slug",
+                f"{svc.slug!r} is already the slug of services[{seen_slug[svc.slug]}]",
+            )
+        seen_slug[svc.slug] = i
+        for line in svc.lines:
+            if line in seen_line:
+                raise ConfigError(
+                    path,
+                    f"services[{i}].lines",
+                    f"{line} is claimed by both {seen_line[line]!r} and {svc.slug!r}",
+                )
+            seen_line[line] = svc.slug
+        for queue in svc.queues:
+            if queue in seen_queue:
+                raise ConfigError(
+                    path,
+                    f"services[{i}].queues",
+                    f"{queue!r} is claimed by both {seen_queue[queue]!r} and {svc.slug!r}",
+                )
+            seen_queue[queue] = svc.slug
+
+
+def _digest(data: Any, path: str) -> DigestConfig:
+    r = _Reader(data, path, "digest")
+    recipients = tuple(r.strings("recipients"))
+    send_at = r.get("send_at", str, "mon 07:30")
+    m = SEND_AT_RE.match(send_at)
+    if not m or int(m.group(2)) > 23 or int(m.group(3)) > 59:
+        raise r.fail("send_at", f"{send_at!r} is not like 'mon 07:30'")
+    r.finish()
+    return DigestConfig(
+        recipients=recipients,
+        send_weekday=WEEKDAYS.index(m.group(1)),
+        send_time=time(int(m.group(2)), int(m.group(3))),
+    )
+
+
+def _privacy(data: Any, path: str) -> PrivacyConfig:
+    r = _Reader(data, path, "privacy")
+    out: dict[str, int] = {}
+    for name in ("keep_numbers_days", "keep_recordings_days"):
+        v = r.get(name, int)
+        if v is not None:
+            if v < 1 or v > 3650:
+                raise r.fail(name, f"{v} is out of range (1 to 3650 days)")
+            out[name] = v
+    r.finish()
+    return PrivacyConfig(**out)

@@ -1,0 +1,130 @@
+"""One validated Settings object: the municipality's TOML file plus the environment.
+
+The environment variables are those of ``shared/spec/config.md``. Every outside address
+(database, Twilio's API, SMTP) can be overridden, so tests point them at local fakes.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import platformdirs
+
+from service.municipality import ConfigError, Municipality, load_municipality
+
+REPO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "decroche.toml"
+
+
+def default_config_path() -> Path:
+    """The shipped example municipality: what ``decroche serve`` uses when no file is given."""
+    return REPO_CONFIG
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service needs to run, validated once at start-up."""
+
+    municipality: Municipality
+    config_path: Path
+    database_url: str | None
+    data_dir: Path
+    public_url: str | None
+    twilio_account_sid: str | None
+    twilio_auth_token: str | None
+    twilio_api_base: str | None
+    webhook_secret: str | None
+    smtp_url: str | None
+    secret_key: str
+    admin_token: str | None
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _env(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def load_settings(
+    config: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Build :class:`Settings` from a config path (or ``DECROCHE_CONFIG``) and the environment.
+
+    Raises :class:`ConfigError` naming the file or variable at fault.
+    """
+    env = os.environ if env is None else env
+    path = Path(config or _env(env, "DECROCHE_CONFIG") or default_config_path())
+    municipality = load_municipality(path)
+    data_dir = Path(_env(env, "DECROCHE_DATA_DIR") or platformdirs.user_data_dir("decroche"))
+    public_url = _env(env, "DECROCHE_PUBLIC_URL")
+    if public_url is not None:
+        parts = urlsplit(public_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ConfigError(
+                "environment",
+                "DECROCHE_PUBLIC_URL",
+                f"{public_url!r} is not a base URL like 'https://decroche.ville.fr'",
+            )
+        public_url = public_url.rstrip("/")
+    database_url = _env(env, "DATABASE_URL")
+    if database_url is not None and not database_url.startswith(("postgres://", "postgresql://")):
+        raise ConfigError(
+            "environment",
+            "DATABASE_URL",
+            "expected a PostgreSQL DSN like 'postgresql://user@host:5432/db'",
+        )
+    return Settings(
+        municipality=municipality,
+        config_path=path,
+        database_url=database_url,
+        data_dir=data_dir,
+        public_url=public_url,
+        twilio_account_sid=_env(env, "TWILIO_ACCOUNT_SID"),
+        twilio_auth_token=_env(env, "TWILIO_AUTH_TOKEN"),
+        twilio_api_base=_env(env, "DECROCHE_TWILIO_API_BASE"),
+        webhook_secret=_env(env, "DECROCHE_WEBHOOK_SECRET"),
+        smtp_url=_env(env, "DECROCHE_SMTP_URL"),
+        secret_key=_env(env, "DECROCHE_SECRET_KEY") or _stored_secret(data_dir),
+        admin_token=_env(env, "DECROCHE_ADMIN_TOKEN"),
+    )
+
+
+def _stored_secret(data_dir: Path) -> str:
+    """The secret generated once into the data directory (created on first use).
+
+    It keys caller pseudonyms: losing it means a returning caller is no longer recognised,
+    so it is written once, atomically, and never regenerated.
+    """
+    path = data_dir / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = data_dir / f".secret_key.{os.getpid()}"
+        tmp.write_text(secrets.token_urlsafe(48))
+        tmp.chmod(0o600)
+        # link() fails if another process won the race; then its key is the key.
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(
+            "environment",
+            "DECROCHE_DATA_DIR",
+            f"cannot write the secret key into {data_dir} ({exc.strerror}); "
+            "set DECROCHE_SECRET_KEY or a writable DECROCHE_DATA_DIR",
+        ) from None

@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every route: JSON errors, the error and metrics middleware."""
