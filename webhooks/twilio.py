@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from typing import TypedDict
 from xml.sax.saxutils import escape
 
@@ -111,6 +112,12 @@ def _timestamp(params: Mapping[str, str]) -> datetime | None:
     value = params.get("Timestamp")
     if not value:
         return None
+    return _parse_timestamp(value)
+
+
+@lru_cache(maxsize=4096)
+def _parse_timestamp(value: str) -> datetime:
+    # Cached: one-second resolution means many callbacks share the same Timestamp.
     try:
         at = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

@@ -35,12 +35,14 @@ class Folder:
         *,
         batch: int = 500,
         sweep_s: float = 1.0,
+        gather_s: float = 0.05,
         on_fold: Callable[[int, float], None] | None = None,
     ) -> None:
         self._pool = pool
         self._pseudonymise = pseudonymise
         self._batch = batch
         self._sweep_s = sweep_s
+        self._gather_s = gather_s
         self._on_fold = on_fold
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -65,6 +67,9 @@ class Folder:
                 async with asyncio.timeout(self._sweep_s):
                     await self._wake.wait()
             self._wake.clear()
+            # A short pause lets a burst of events of the same calls gather, so each call
+            # is folded once for all of them; readers do not wait for it (catch_up drains).
+            await asyncio.sleep(self._gather_s)
             try:
                 await self.drain()
             except Exception as exc:
