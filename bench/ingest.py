@@ -33,6 +33,7 @@ import time
 import urllib.request
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,25 +72,29 @@ def build(calls: int, url: str, seed: int) -> list[Signed]:
     return [s for _, s in out]
 
 
+HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+async def _post(session: Any, url: str, body: bytes, sig: str, latencies: list[float]) -> None:
+    t = time.perf_counter()
+    async with session.post(url, data=body, headers={**HEADERS, "X-Twilio-Signature": sig}) as r:
+        await r.read()
+        if r.status != 200:
+            raise RuntimeError(f"HTTP {r.status}: {await r.text()}")
+    latencies.append(time.perf_counter() - t)
+
+
 async def _post_all(url: str, items: list[Signed], concurrency: int) -> list[float]:
     import aiohttp
 
     latencies: list[float] = []
     it = iter(items)
     conn = aiohttp.TCPConnector(limit=concurrency)
-    headers = {"Content-Type": "application/x-www-form-urlencoded"}
     async with aiohttp.ClientSession(connector=conn) as session:
 
         async def worker() -> None:
             for body, sig in it:
-                t = time.perf_counter()
-                async with session.post(
-                    url, data=body, headers={**headers, "X-Twilio-Signature": sig}
-                ) as r:
-                    await r.read()
-                    if r.status != 200:
-                        raise RuntimeError(f"HTTP {r.status}: {await r.text()}")
-                latencies.append(time.perf_counter() - t)
+                await _post(session, url, body, sig, latencies)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return latencies
@@ -99,26 +104,14 @@ async def _post_steady(url: str, items: list[Signed], rate: float) -> list[float
     import aiohttp
 
     latencies: list[float] = []
-    headers = {"Content-Type": "application/x-www-form-urlencoded"}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
-
-        async def one(body: bytes, sig: str) -> None:
-            t = time.perf_counter()
-            async with session.post(
-                url, data=body, headers={**headers, "X-Twilio-Signature": sig}
-            ) as r:
-                await r.read()
-                if r.status != 200:
-                    raise RuntimeError(f"HTTP {r.status}")
-            latencies.append(time.perf_counter() - t)
-
         start = time.perf_counter()
         tasks = []
         for i, (body, sig) in enumerate(items):
             delay = start + i / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(body, sig)))
+            tasks.append(asyncio.create_task(_post(session, url, body, sig, latencies)))
         await asyncio.gather(*tasks)
     return latencies
 

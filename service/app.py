@@ -16,6 +16,7 @@ from service.api.health import healthz, metrics
 from service.calendar import Calendar
 from service.calls.folder import Folder
 from service.calls.ingest import Ingestor
+from service.calls.rebuild import Parser
 from service.db.pool import database_ctx
 from service.keys import CALENDAR, DB_POOL, FOLDER, INGESTOR, METRICS, SETTINGS
 from service.observability import Metrics
@@ -23,6 +24,7 @@ from service.privacy import Pseudonymiser
 from service.settings import Settings
 from service.web.auth import auth_middleware
 from service.web.errors import error_middleware
+from webhooks import twilio
 from webhooks.routes import setup_routes as setup_webhooks
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,11 @@ async def ingestion_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     await ingestor.stop()
     await folder.stop()
+
+
+def source_parsers() -> dict[str, Parser]:
+    """Each source's parser of its raw payloads (used to rebuild calls after a rule change)."""
+    return {twilio.SOURCE: twilio.parse}
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -71,6 +71,41 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_refold(args: argparse.Namespace) -> int:
+    """Rebuild every call row from the stored events (after a rule changed)."""
+    from tqdm import tqdm
+
+    from service.app import source_parsers
+    from service.calls.rebuild import mark_all, refold_all, reparse
+    from service.db.migrate import apply_migrations
+    from service.db.pool import create_pool, resolve_dsn
+    from service.privacy import Pseudonymiser
+
+    settings = _settings(args)
+
+    async def run() -> tuple[int, int]:
+        pool = await create_pool(await resolve_dsn(settings.database_url, settings.data_dir))
+        try:
+            async with pool.acquire() as conn:
+                await apply_migrations(conn)
+            events = 0
+            if args.reparse:
+                total = await pool.fetchval("SELECT count(*) FROM events")
+                with tqdm(total=total, unit="event", desc="re-normalising") as bar:
+                    events = await reparse(pool, source_parsers(), bar.update)
+            async with pool.acquire() as conn:
+                calls = await mark_all(conn)
+            with tqdm(total=calls, unit="call", desc="refolding") as bar:
+                await refold_all(pool, Pseudonymiser(settings.secret_key), bar.update)
+            return events, calls
+        finally:
+            await pool.close()
+
+    events, calls = asyncio.run(run())
+    print(f"rebuilt {calls} calls" + (f" from {events} re-normalised events" if events else ""))
+    return 0
+
+
 def describe(m: Municipality) -> str:
     """What a configuration says, in a few readable lines."""
     cal = Calendar(m)
@@ -210,6 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_serve)
+
+    s = with_config(sub.add_parser("refold", help="rebuild every call from its stored events"))
+    s.add_argument(
+        "--reparse",
+        action="store_true",
+        help="first normalise the raw payloads again (after a parser change)",
+    )
+    s.set_defaults(func=cmd_refold)
 
     s = with_config(sub.add_parser("migrate", help="apply pending database migrations"))
     s.set_defaults(func=cmd_migrate)

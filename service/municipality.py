@@ -355,22 +355,20 @@ def _check_unique(services: tuple[ServiceConfig, ...], path: str) -> None:
                 f"{svc.slug!r} is already the slug of services[{seen_slug[svc.slug]}]",
             )
         seen_slug[svc.slug] = i
-        for line in svc.lines:
-            if line in seen_line:
-                raise ConfigError(
-                    path,
-                    f"services[{i}].lines",
-                    f"{line} is claimed by both {seen_line[line]!r} and {svc.slug!r}",
-                )
-            seen_line[line] = svc.slug
-        for queue in svc.queues:
-            if queue in seen_queue:
-                raise ConfigError(
-                    path,
-                    f"services[{i}].queues",
-                    f"{queue!r} is claimed by both {seen_queue[queue]!r} and {svc.slug!r}",
-                )
-            seen_queue[queue] = svc.slug
+        _claim(path, f"services[{i}].lines", svc.slug, svc.lines, seen_line, "{}")
+        _claim(path, f"services[{i}].queues", svc.slug, svc.queues, seen_queue, "{!r}")
+
+
+def _claim(
+    path: str, key: str, slug: str, names: tuple[str, ...], owners: dict[str, str], shown: str
+) -> None:
+    """Record that ``slug`` owns ``names``; a name owned by two services is refused."""
+    for name in names:
+        if name in owners:
+            raise ConfigError(
+                path, key, f"{shown.format(name)} is claimed by both {owners[name]!r} and {slug!r}"
+            )
+        owners[name] = slug
 
 
 def _digest(data: Any, path: str) -> DigestConfig:

@@ -297,6 +297,9 @@ async def test_database_down_means_503_and_nothing_half_written(
     assert statuses == [503] * len(rest)
     health = await client.get("/healthz")
     assert health.status == 503
+    listing = await client.get("/api/v1/calls")
+    assert listing.status == 503
+    assert (await listing.json())["error"] == "database unavailable; retry later"
     assert await db.fetchval("SELECT count(*) FROM events") == 1  # only what was acknowledged
     malformed = await poster.post({"CallSid": "CA1", "Timestamp": "x", "CallStatus": "ringing"})
     assert malformed.status == 503  # cannot be quarantined now, so the sender must retry
@@ -309,3 +312,54 @@ async def test_database_down_means_503_and_nothing_half_written(
     assert await db.fetchval("SELECT count(*) FROM events") == len(call.callbacks)
     assert_truth(await stored_call(db, call.sid, poster), call)
     await proxy.cut()
+
+
+async def test_recording_callback_links_the_recording(
+    twilio: TwilioPoster, db: asyncpg.Connection
+) -> None:
+    call = sim("dial", True, 8)
+    await send_all(twilio, call)
+    recording = {
+        "AccountSid": "AC" + "0" * 32,
+        "CallSid": call.sid,
+        "RecordingSid": "RE" + "5" * 32,
+        "RecordingUrl": "https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE5",
+        "RecordingStatus": "completed",
+        "RecordingDuration": "75",
+    }
+    assert (await twilio.post(recording)).status == 200
+    row = await stored_call(db, call.sid, twilio)
+    assert row is not None
+    assert row["recording_url"] == recording["RecordingUrl"]
+    assert_truth(row, call)  # a recording changes nothing else
+
+
+async def test_calls_are_rebuilt_from_the_raw_events(
+    twilio: TwilioPoster, db: asyncpg.Connection, database: Database, tmp_path: Path
+) -> None:
+    """The call rows are derived data: wiped, they come back identical from the events."""
+    calls = [sim("dial", True, 11, sid="CA" + "7" * 32), sim("queue", False, 61)]
+    for call in calls:
+        await send_all(twilio, call)
+    before = [await stored_call(db, c.sid, twilio) for c in calls]
+    await db.execute("DELETE FROM calls")
+    from tests.support.processes import decroche_env, run_decroche
+
+    res = run_decroche(
+        "refold",
+        "--reparse",
+        "--config",
+        str(TEST_CONFIG),
+        env=decroche_env(
+            tmp_path, DATABASE_URL=database.dsn, DECROCHE_SECRET_KEY="test-secret-key"
+        ),
+    )
+    assert res.returncode == 0, res.stderr
+    assert "rebuilt 2 calls from" in res.stdout
+    after = [await stored_call(db, c.sid) for c in calls]
+    for old, new in zip(before, after, strict=True):
+        assert old is not None
+        assert new is not None
+        assert {k: v for k, v in dict(old).items() if k not in ("id", "updated_at")} == {
+            k: v for k, v in dict(new).items() if k not in ("id", "updated_at")
+        }

@@ -13,8 +13,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from service.calls.ingest import StorageUnavailable, is_unavailable
 from service.calls.queries import quarantine
+from service.db.errors import StorageUnavailable, is_unavailable
 from service.keys import DB_POOL, INGESTOR, METRICS, SETTINGS
 from service.web.errors import json_error
 from webhooks import twilio

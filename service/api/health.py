@@ -6,7 +6,7 @@ import asyncio
 
 from aiohttp import web
 
-from service.calls.ingest import is_unavailable
+from service.db.errors import is_unavailable
 from service.keys import DB_POOL, METRICS
 from service.observability import CONTENT_TYPE_LATEST
 

@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 import asyncpg
 
-from service.calls.ingest import is_unavailable
 from service.calls.queries import fold_pending
+from service.db.errors import is_unavailable
 from service.privacy import Pseudonymiser
 
 log = logging.getLogger(__name__)

@@ -25,27 +25,9 @@ import asyncpg
 
 from service.calls.model import Event
 from service.calls.queries import append_events
+from service.db.errors import StorageUnavailable, is_unavailable
 
 log = logging.getLogger(__name__)
-
-
-class StorageUnavailable(RuntimeError):
-    """The database cannot be reached: nothing was stored, the sender should retry."""
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    """Whether an exception means « the database is not there » rather than a bug."""
-    return isinstance(
-        exc,
-        (
-            OSError,
-            TimeoutError,
-            asyncpg.PostgresConnectionError,
-            asyncpg.InterfaceError,
-            asyncpg.CannotConnectNowError,
-            asyncpg.exceptions.OperatorInterventionError,
-        ),
-    )
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from service.db.errors import is_unavailable
 from service.keys import METRICS
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         response = json_error(exc.status, exc.reason)
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        response = json_error(500, "internal error; the incident was logged")
+    except Exception as exc:
+        if is_unavailable(exc):
+            log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
+            response = json_error(503, "database unavailable; retry later")
+        else:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            response = json_error(500, "internal error; the incident was logged")
     metrics.request(request.method, _route_name(request), response.status)
     return response

@@ -1,0 +1,84 @@
+"""Rebuild call rows from the stored events, after a rule changed.
+
+``refold`` marks every call and folds them all again from their normalised events (a change
+in the fold's rules). ``reparse`` first normalises every raw payload again through its
+source's parser (a change in an adapter), then refolds. Both are idempotent and resumable:
+run them again and they converge to the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from service.calls.model import Event
+from service.calls.queries import fold_pending
+from service.privacy import Pseudonymiser
+
+Parser = Callable[[Mapping[str, str], datetime], Event]
+Progress = Callable[[int], None]
+
+
+async def mark_all(conn: asyncpg.Connection) -> int:
+    """Mark every call for refolding; returns how many calls there are."""
+    await conn.execute(
+        "INSERT INTO fold_queue (source, call_key) SELECT DISTINCT source, call_key FROM events "
+        "ON CONFLICT DO NOTHING"
+    )
+    return int(await conn.fetchval("SELECT count(*) FROM fold_queue"))
+
+
+async def reparse(
+    pool: asyncpg.Pool, parsers: Mapping[str, Parser], progress: Progress, batch: int = 2000
+) -> int:
+    """Normalise every stored payload again with the current parsers; returns events seen."""
+    last_id = 0
+    seen = 0
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, source, received_at, payload::text AS payload FROM events "
+                "WHERE id > $1 ORDER BY id LIMIT $2",
+                last_id,
+                batch,
+            )
+            if not rows:
+                return seen
+            ids, norms = [], []
+            for r in rows:
+                parser = parsers.get(r["source"])
+                if parser is None:
+                    continue
+                params: dict[str, Any] = orjson.loads(r["payload"])
+                event = parser(params, r["received_at"])
+                ids.append(r["id"])
+                norms.append(orjson.dumps(event.to_json()).decode())
+            await conn.execute(
+                "UPDATE events e SET norm = n.norm::json, kind = n.norm::jsonb->>'kind', "
+                "occurred_at = (n.norm::jsonb->>'at')::timestamptz, "
+                "call_key = n.norm::jsonb->>'call_key' "
+                "FROM unnest($1::bigint[], $2::text[]) AS n(id, norm) WHERE e.id = n.id",
+                ids,
+                norms,
+            )
+        last_id = rows[-1]["id"]
+        seen += len(rows)
+        progress(len(rows))
+
+
+async def refold_all(
+    pool: asyncpg.Pool, pseudonymise: Pseudonymiser, progress: Progress, batch: int = 500
+) -> int:
+    """Fold every marked call; returns how many were folded."""
+    total = 0
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            n = await fold_pending(conn, batch, pseudonymise)
+        if not n:
+            return total
+        total += n
+        progress(n)
