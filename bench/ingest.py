@@ -298,6 +298,13 @@ def main() -> None:
     )
     ap.add_argument("--seconds", type=float, default=20, help="full-speed phase with wrk")
     ap.add_argument("--workers", type=int, default=2, help="service processes (serve --workers)")
+    ap.add_argument(
+        "--server",
+        choices=("decroche", "minimal"),
+        default="decroche",
+        help="minimal: the yardstick handler of bench/minimal_server.py "
+        "(signature + one commit per callback; needs --database-url)",
+    )
     args = ap.parse_args()
 
     port = _free_port()
@@ -315,34 +322,57 @@ def main() -> None:
     steady_n = int(args.rate * args.steady_seconds)
     steady = build(steady_n // 8 + 50, url, seed=2)[:steady_n]
 
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "service",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            str(args.workers),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
+    if args.server == "minimal":
+        if not args.database_url:
+            raise SystemExit("--server minimal needs --database-url")
+        servers = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(ROOT / "bench" / "minimal_server.py"),
+                    str(port),
+                    env["DATABASE_URL"],
+                    TOKEN,
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
+            for _ in range(args.workers)
+        ]
+    else:
+        servers = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "service",
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(args.workers),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
+        ]
+    server = servers[0]
     try:
         for _ in range(300):
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
                 time.sleep(0.1)
+        time.sleep(1)  # every worker up and its pool open
         print(
             f"service pid {server.pid} on {where}; {len(items)} callbacks, "
             f"{args.clients} clients × {args.concurrency} connections"
         )
         use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk"))
-        cpu0, t0 = cpu_seconds(server.pid), time.perf_counter()
+        cpu0, t0 = sum(cpu_seconds(p.pid) for p in servers), time.perf_counter()
         if use_wrk:
             out = run_wrk(url, items, args.seconds, args.concurrency * args.clients)
             elapsed = time.perf_counter() - t0
@@ -365,23 +395,26 @@ def main() -> None:
         else:
             elapsed, lat = run_clients(url, items, args.clients, args.concurrency, None)
             report("full speed (python clients)", elapsed, lat)
-        print(
-            f"  service process CPU: {100 * (cpu_seconds(server.pid) - cpu0) / elapsed:.0f} % "
-            "of one core"
-        )
+        cpu = sum(cpu_seconds(p.pid) for p in servers) - cpu0
+        print(f"  service CPU: {100 * cpu / elapsed:.0f} % of one core (all its processes)")
         elapsed, lat = run_clients(url, steady, args.clients, args.concurrency, args.rate)
         report(f"steady {args.rate:g}/s", elapsed, lat)
-        print(f"service peak memory (VmHWM, largest process): {peak_memory_mb(server.pid):.0f} MB")
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            text = r.read().decode()
-        for line in text.splitlines():
-            if line.startswith(
-                ("decroche_ingest_batch_size_sum", "decroche_ingest_batch_size_count")
-            ):
-                print(line)
+        peak = max(peak_memory_mb(p.pid) for p in servers)
+        print(f"service peak memory (VmHWM, largest process): {peak:.0f} MB")
+        if args.server == "decroche":
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                text = r.read().decode()
+            for line in text.splitlines():
+                name = line.split(" ")[0]
+                if name.startswith(
+                    ("decroche_ingest_batch_size_", "decroche_fold_batch_size_")
+                ) and (name.endswith(("_sum", "_count"))):
+                    print(f"  (one worker) {line}")
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
+        for p in servers:
+            p.send_signal(signal.SIGTERM)
+        for p in servers:
+            p.wait(timeout=60)
     print(f"finished at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
 
 

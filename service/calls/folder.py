@@ -35,7 +35,7 @@ class Folder:
         *,
         batch: int = 500,
         sweep_s: float = 1.0,
-        gather_s: float = 0.05,
+        gather_s: float = 0.1,
         on_fold: Callable[[int, float], None] | None = None,
     ) -> None:
         self._pool = pool
