@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from service.api.calls import get_calls
+from service.api.engagement8 import get_affluence, get_engagement8
 from service.api.health import healthz, metrics
 from service.calendar import Calendar
 from service.calls.folder import Folder
@@ -63,5 +64,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/calls", get_calls)
+    app.router.add_get("/api/v1/engagement8", get_engagement8)
+    app.router.add_get("/api/v1/affluence", get_affluence)
     setup_webhooks(app)
     return app

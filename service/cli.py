@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from service.calendar import Calendar
 from service.db.embedded import EmbeddedDatabaseError
@@ -103,6 +104,68 @@ def cmd_refold(args: argparse.Namespace) -> int:
 
     events, calls = asyncio.run(run())
     print(f"rebuilt {calls} calls" + (f" from {events} re-normalised events" if events else ""))
+    return 0
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2026-11-16") from None
+
+
+def cmd_report_engagement8(args: argparse.Namespace) -> int:
+    """The Engagement 8 figures of a period, as a table, JSON, CSV or XLSX."""
+    import json
+    from pathlib import Path
+
+    from service.calls.folder import Folder
+    from service.db.migrate import apply_migrations
+    from service.db.pool import create_pool, resolve_dsn
+    from service.metrics import export
+    from service.metrics.report import engagement8
+    from service.privacy import Pseudonymiser
+
+    settings = _settings(args)
+    m = settings.municipality
+    if args.to < args.from_:
+        raise UserError("--to must not be before --from")
+    if args.service is not None and m.service(args.service) is None:
+        known = ", ".join(s.slug for s in m.services)
+        raise UserError(f"unknown service {args.service!r} (known: {known})")
+    if args.format == "xlsx" and not args.output:
+        raise UserError("--format xlsx needs --output FILE.xlsx")
+
+    async def run() -> dict[str, Any]:
+        dsn = await resolve_dsn(settings.database_url, settings.data_dir)
+        pool = await create_pool(dsn)
+        try:
+            async with pool.acquire() as conn:
+                await apply_migrations(conn)
+            # Calls marked by a service that stopped before folding them are folded first.
+            await Folder(pool, Pseudonymiser(settings.secret_key)).drain()
+            return await engagement8(pool, m, args.from_, args.to, args.service)
+        finally:
+            await pool.close()
+
+    try:
+        report = asyncio.run(run())
+    except OSError as exc:
+        raise UserError(f"cannot reach the database ({exc}); check DATABASE_URL") from None
+    if args.format == "xlsx":
+        export.write_xlsx(report, Path(args.output))
+        print(f"wrote {args.output}", file=sys.stderr)
+        return 0
+    text = {
+        "json": lambda: json.dumps(report, ensure_ascii=False, indent=2),
+        "csv": lambda: export.to_csv(report),
+        "table": lambda: export.render_table(report),
+    }[args.format]()
+    if args.output:
+        Path(args.output).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        print(text)
     return 0
 
 
@@ -246,6 +309,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_serve)
 
+    rep = sub.add_parser("report", help="reports").add_subparsers(
+        dest="report", required=True, metavar="REPORT"
+    )
+    s = with_config(rep.add_parser("engagement8", help="the Engagement 8 figures of a period"))
+    s.add_argument("--from", dest="from_", type=_day, required=True, metavar="YYYY-MM-DD")
+    s.add_argument("--to", type=_day, required=True, metavar="YYYY-MM-DD")
+    s.add_argument("--service", help="one service's slug (default: every service)")
+    s.add_argument("--format", choices=("table", "json", "csv", "xlsx"), default="table")
+    s.add_argument("--output", help="write to this file (required for xlsx)")
+    s.set_defaults(func=cmd_report_engagement8)
+
     s = with_config(sub.add_parser("refold", help="rebuild every call from its stored events"))
     s.add_argument(
         "--reparse",
@@ -300,6 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # pgserver narrates every start and stop at INFO; only its warnings matter to users.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

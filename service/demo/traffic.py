@@ -12,6 +12,7 @@ Times are whole seconds, as Twilio's ``Timestamp`` has one-second resolution.
 from __future__ import annotations
 
 import random
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from email.utils import format_datetime
@@ -155,6 +156,12 @@ class Profile:
     queue_share: float = 0.4  # share of services' calls using the Queue topology
 
 
+def staffing(slug: str) -> float:
+    """How long a service makes callers wait, relative to the profile: some services keep
+    the commitment, others do not (stable per service, so the demo tells a story)."""
+    return 0.35 + (zlib.crc32(slug.encode()) % 100) / 80
+
+
 def _is_rush(t: time, intervals: tuple[tuple[time, time], ...]) -> bool:
     minutes = t.hour * 60 + t.minute
     return any(0 <= minutes - (a.hour * 60 + a.minute) < 45 for a, _ in intervals)
@@ -183,7 +190,8 @@ class TrafficGenerator:
             )
         local = start.astimezone(self.m.tz)
         rush = _is_rush(local.time(), self.calendar.intervals(svc, local.date()))
-        wait = int(rng.expovariate(1 / (prof.mean_wait_s * (prof.rush_factor if rush else 1))))
+        mean = prof.mean_wait_s * staffing(svc.slug) * (prof.rush_factor if rush else 1)
+        wait = int(rng.expovariate(1 / mean))
         patience = int(rng.expovariate(1 / prof.patience_s))
         if rng.random() < 0.05:
             patience = rng.randint(0, 4)  # short abandon: a wrong number, a second thought

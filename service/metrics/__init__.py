@@ -1,0 +1,1 @@
+"""Engagement 8 figures: exact definitions (``definitions``), their SQL (``queries``), reports."""

@@ -1,0 +1,151 @@
+"""The Engagement 8 report: per service, the unknown-line row, the total, breakdowns.
+
+The same function feeds the API, the CLI (table, JSON, CSV, XLSX) and the pages, so they
+all show the same figures; every report states the period, the policy values it used and
+the definitions.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import asyncpg
+
+from service.metrics.definitions import DEFINITIONS_FR, Counts, figures
+from service.metrics.queries import UNKNOWN, affluence_rows, calendar_params, figure_rows
+from service.municipality import Municipality, Policy
+
+UNKNOWN_NAME = "Ligne inconnue"
+
+
+def _bounds(m: Municipality, first: date, last: date) -> tuple[datetime, datetime]:
+    tz = m.tz
+    return (
+        datetime.combine(first, time(), tz),
+        datetime.combine(last + timedelta(days=1), time(), tz),
+    )
+
+
+def _counts(row: asyncpg.Record | None) -> Counts:
+    if row is None:
+        return Counts()
+    return Counts(
+        received=row["received"],
+        out_of_hours=row["out_of_hours"],
+        short_abandoned=row["short_abandoned"],
+        answered=row["answered"],
+        answered_within=row["answered_within"],
+        asa_s=_num(row["asa_s"]),
+        wait_p90_s=_num(row["wait_p90_s"]),
+        max_wait_s=_num(row["max_wait_s"]),
+    )
+
+
+def _num(v: Any) -> float | None:
+    return None if v is None else round(float(v), 3)
+
+
+def policy_statement(m: Municipality) -> dict[str, Any]:
+    """The policy in force: defaults and each service's overrides."""
+    overrides = {}
+    for s in m.services:
+        diff = {k: v for k, v in s.policy.as_dict().items() if m.policy.as_dict()[k] != v}
+        if diff:
+            overrides[s.slug] = diff
+    return {**m.policy.as_dict(), "overrides": overrides}
+
+
+async def engagement8(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    m: Municipality,
+    first: date,
+    last: date,
+    service: str | None = None,
+) -> dict[str, Any]:
+    """Figures per service (configuration order), the unknown-line row, and the total."""
+    start, end = _bounds(m, first, last)
+    rows = await figure_rows(conn, start, end, calendar_params(m, first, last), "service", service)
+    by_key = {r["key"]: r for r in rows if not r["is_total"]}
+    total_row = next((r for r in rows if r["is_total"]), None)
+    services = []
+    for s in m.services:
+        if service is not None and s.slug != service:
+            continue
+        services.append(
+            {
+                "service": s.slug,
+                "name": s.name,
+                "policy": s.policy.as_dict(),
+                **figures(_counts(by_key.get(s.slug)), s.policy),
+            }
+        )
+    if UNKNOWN in by_key:
+        services.append(
+            {
+                "service": None,
+                "name": UNKNOWN_NAME,
+                "policy": None,
+                **figures(_counts(by_key[UNKNOWN]), m.policy),
+            }
+        )
+    total_policy = m.service(service).policy if service else m.policy  # type: ignore[union-attr]
+    return {
+        "period": {"from": first.isoformat(), "to": last.isoformat(), "timezone": m.timezone},
+        "policy": policy_statement(m),
+        "services": services,
+        "total": figures(_counts(total_row), total_policy),
+        "definitions": DEFINITIONS_FR,
+    }
+
+
+async def breakdown(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    m: Municipality,
+    first: date,
+    last: date,
+    by: str,
+    service: str | None = None,
+) -> dict[str, Any]:
+    """Figures per day, ISO week, hour of day, line or agent (keys sorted), and the total."""
+    start, end = _bounds(m, first, last)
+    rows = await figure_rows(conn, start, end, calendar_params(m, first, last), by, service)
+    policy: Policy = m.service(service).policy if service else m.policy  # type: ignore[union-attr]
+    keyed = sorted((r for r in rows if not r["is_total"]), key=lambda r: r["key"])
+    total_row = next((r for r in rows if r["is_total"]), None)
+    return {
+        "period": {"from": first.isoformat(), "to": last.isoformat(), "timezone": m.timezone},
+        "policy": policy_statement(m),
+        "by": by,
+        "rows": [{"key": r["key"] or None, **figures(_counts(r), policy)} for r in keyed],
+        "total": figures(_counts(total_row), policy),
+    }
+
+
+def slot_label(slot: int) -> str:
+    return f"{slot // 2:02d}:{30 * (slot % 2):02d}"
+
+
+async def affluence(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    m: Municipality,
+    first: date,
+    last: date,
+    service: str | None = None,
+) -> dict[str, Any]:
+    """Received and lost calls by weekday (1 = Monday) × half-hour, local time."""
+    start, end = _bounds(m, first, last)
+    rows = await affluence_rows(conn, start, end, calendar_params(m, first, last), service)
+    return {
+        "period": {"from": first.isoformat(), "to": last.isoformat(), "timezone": m.timezone},
+        "service": service,
+        "cells": [
+            {
+                "weekday": r["weekday"],
+                "slot": slot_label(r["slot"]),
+                "received": r["received"],
+                "lost": r["lost"],
+            }
+            for r in rows
+        ],
+    }
