@@ -25,6 +25,7 @@ from service.privacy import Pseudonymiser
 from service.settings import Settings
 from service.web.auth import auth_middleware
 from service.web.errors import error_middleware
+from service.web.pages import setup_pages
 from webhooks import twilio
 from webhooks.routes import setup_routes as setup_webhooks
 
@@ -67,4 +68,5 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/api/v1/engagement8", get_engagement8)
     app.router.add_get("/api/v1/affluence", get_affluence)
     setup_webhooks(app)
+    setup_pages(app)
     return app

@@ -40,12 +40,14 @@ DEFINITIONS_FR = {
     "answered_within": "Décrochés dans le délai : appels décrochés après une attente inférieure "
     "ou égale au délai cible.",
     "lost": "Appels perdus : appels présentés non décrochés.",
-    "answer_rate": "Taux de décroché : décrochés ÷ présentés.",
-    "service_level": "Niveau de service : décrochés dans le délai ÷ présentés.",
-    "asa_s": "Attente moyenne (s) des appels décrochés.",
-    "wait_p90_s": "Attente au 90e centile (s) des appels décrochés (interpolation linéaire).",
-    "max_wait_s": "Attente maximale (s) parmi les appels présentés, décrochés ou non.",
-    "met": "Engagement tenu : taux de décroché et niveau de service au moins égaux aux cibles.",
+    "answer_rate": "Taux de décroché : appels décrochés ÷ appels présentés.",
+    "service_level": "Niveau de service : appels décrochés dans le délai ÷ appels présentés.",
+    "asa_s": "Attente moyenne : moyenne des attentes (s) des appels décrochés.",
+    "wait_p90_s": "Attente P90 : 90e centile des attentes (s) des appels décrochés "
+    "(interpolation linéaire).",
+    "max_wait_s": "Attente maximale : plus longue attente (s) parmi les appels présentés, "
+    "décrochés ou non.",
+    "met": "Engagement tenu : taux de décroché et niveau de service au moins égaux à leurs cibles.",
 }
 
 

@@ -4,8 +4,9 @@ thresholds apply are all decided inside the query, from parameters built here ou
 municipality. Nothing is frozen at ingestion, so a corrected calendar or threshold
 recomputes history.
 
-Opening hours are matched on local wall-clock time (``started_at AT TIME ZONE tz``), which
-keeps DST days right; holidays and closures of the period are passed as dates.
+Opening hours come from the :class:`Calendar` as the period's intervals, turned into
+instants in the configured zone (DST days have their 23 or 25 hours); a call is matched to
+its service's interval of its local day.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -38,14 +40,25 @@ class CalendarParams:
     lines: tuple[list[str], list[str]]
     queues: tuple[list[str], list[str]]
     policy: tuple[list[str], list[float], list[float]]
-    hours: tuple[list[str], list[int], list[time], list[time]]
-    closed: tuple[list[str], list[date]]
+    open_intervals: tuple[list[str], list[date], list[datetime], list[datetime]]
     tz: str
 
 
+def _instant(day: date, t: time, tz: ZoneInfo) -> datetime:
+    if t == time.max:  # "24:00": the next local midnight
+        return datetime.combine(day + timedelta(days=1), time(), tz)
+    return datetime.combine(day, t, tz)
+
+
 def calendar_params(m: Municipality, first: date, last: date) -> CalendarParams:
-    """Flatten mapping, policy, weekly hours and the period's closed days."""
+    """Flatten the mapping, the policy, and every opening interval of the period.
+
+    The intervals come from :class:`Calendar` (holidays, closures, weekly hours), turned into
+    instants in the configured zone: the calendar's rules live in one place, and matching a
+    call is an equality join on (service, local day) plus a range check.
+    """
     cal = Calendar(m)
+    tz = m.tz
     lines = (
         [ln for s in m.services for ln in s.lines],
         [s.slug for s in m.services for _ in s.lines],
@@ -59,29 +72,20 @@ def calendar_params(m: Municipality, first: date, last: date) -> CalendarParams:
         [s.policy.answer_within_s for s in m.services],
         [s.policy.short_abandon_s for s in m.services],
     )
-    h_slug, h_dow, h_lo, h_hi = [], [], [], []
-    for s in m.services:
-        for weekday, intervals in s.hours.items():
-            for lo, hi in intervals:
-                h_slug.append(s.slug)
-                h_dow.append(weekday + 1)  # ISO day of week, as PostgreSQL's isodow
-                h_lo.append(lo)
-                h_hi.append(hi)
-    c_slug: list[str] = []
-    c_day: list[date] = []
+    slugs: list[str] = []
+    days: list[date] = []
+    los: list[datetime] = []
+    his: list[datetime] = []
     day = first
     while day <= last:
-        if cal.holiday(day) or day in m.closures:
-            c_slug.append("*")
-            c_day.append(day)
         for s in m.services:
-            if day in s.closures:
-                c_slug.append(s.slug)
-                c_day.append(day)
+            for lo, hi in cal.intervals(s, day):
+                slugs.append(s.slug)
+                days.append(day)
+                los.append(_instant(day, lo, tz))
+                his.append(_instant(day, hi, tz))
         day += timedelta(days=1)
-    return CalendarParams(
-        lines, queues, policy, (h_slug, h_dow, h_lo, h_hi), (c_slug, c_day), m.timezone
-    )
+    return CalendarParams(lines, queues, policy, (slugs, days, los, his), m.timezone)
 
 
 # The classified calls of a period: one row per finished inbound call, with its service,
@@ -92,12 +96,11 @@ WITH lm(line, slug) AS (SELECT * FROM unnest($3::text[], $4::text[])),
      qm(queue, slug) AS (SELECT * FROM unnest($5::text[], $6::text[])),
      pol(slug, within_s, short_s) AS (SELECT * FROM unnest($7::text[], $8::float8[],
                                                            $9::float8[])),
-     hours(slug, dow, lo, hi) AS (SELECT * FROM unnest($10::text[], $11::int[], $12::time[],
-                                                       $13::time[])),
-     closed(slug, day) AS (SELECT * FROM unnest($14::text[], $15::date[])),
+     open_iv(slug, day, lo, hi) AS (SELECT * FROM unnest($10::text[], $11::date[],
+                                                         $12::timestamptz[], $13::timestamptz[])),
      c AS (
         SELECT coalesce(qm.slug, lm.slug) AS svc, calls.line, calls.agent, calls.answered,
-               calls.wait_s, (calls.started_at AT TIME ZONE $16) AS local_ts
+               calls.wait_s, calls.started_at, (calls.started_at AT TIME ZONE $14) AS local_ts
         FROM calls
         LEFT JOIN qm ON qm.queue = calls.queue
         LEFT JOIN lm ON lm.line = calls.line
@@ -106,17 +109,11 @@ WITH lm(line, slug) AS (SELECT * FROM unnest($3::text[], $4::text[])),
           AND (calls.answered OR calls.disposition IS NOT NULL)
      ),
      h AS (
-        SELECT c.*, pol.within_s, pol.short_s,
-               (c.svc IS NOT NULL
-                AND NOT EXISTS (SELECT 1 FROM closed
-                                WHERE closed.day = c.local_ts::date
-                                  AND closed.slug IN (c.svc, '*'))
-                AND EXISTS (SELECT 1 FROM hours
-                            WHERE hours.slug = c.svc
-                              AND hours.dow = extract(isodow FROM c.local_ts)
-                              AND c.local_ts::time >= hours.lo
-                              AND c.local_ts::time < hours.hi)) AS in_hours
-        FROM c LEFT JOIN pol ON pol.slug = c.svc
+        SELECT c.*, pol.within_s, pol.short_s, (o.slug IS NOT NULL) AS in_hours
+        FROM c
+        LEFT JOIN pol ON pol.slug = c.svc
+        LEFT JOIN open_iv o ON o.slug = c.svc AND o.day = c.local_ts::date
+                           AND c.started_at >= o.lo AND c.started_at < o.hi
      ),
      f AS (
         SELECT h.*,
@@ -157,7 +154,7 @@ ORDER BY 1, 2
 
 
 def _args(start: datetime, end: datetime, p: CalendarParams) -> list[Any]:
-    return [start, end, *p.lines, *p.queues, *p.policy, *p.hours, *p.closed, p.tz]
+    return [start, end, *p.lines, *p.queues, *p.policy, *p.open_intervals, p.tz]
 
 
 async def figure_rows(

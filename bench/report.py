@@ -1,0 +1,145 @@
+"""Report benchmark: the Engagement 8 query on a big table.
+
+    python bench/report.py --database-url postgresql://postgres@127.0.0.1:5432/test
+    python bench/report.py --calls 1000000        # a smaller try
+
+Creates a fresh database ``decroche_report_bench`` on the given server (or uses an embedded
+PostgreSQL when no URL is given), migrates it, fills ``calls`` with ``--calls`` calls over
+two years for 50 services (generated inside PostgreSQL: mostly in opening hours, a few
+closed-hours calls, realistic waits and abandons), then times ``engagement8`` — exactly what
+``GET /api/v1/engagement8`` runs — for one week and one year, all services.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SERVICES = 50
+FIRST_DAY = date(2025, 1, 6)  # a Monday; two years of data follow
+
+FILL = """
+INSERT INTO calls (source, external_id, direction, line, queue, caller_hash, caller_last2,
+                   agent, started_at, answered_at, ended_at, wait_s, answered, disposition,
+                   time_from_events)
+SELECT 'bench', 'B' || g, 'inbound', '+3310000' || lpad((g % $3)::text, 4, '0'), NULL,
+       md5((g % 200000)::text), lpad((g % 100)::text, 2, '0'), 'poste-' || (g % 40),
+       s.started_at,
+       CASE WHEN s.answered THEN s.started_at + make_interval(secs => s.wait) END,
+       s.started_at + make_interval(secs => s.wait + CASE WHEN s.answered THEN 180 ELSE 0 END),
+       s.wait, s.answered, CASE WHEN s.answered THEN 'answered' ELSE 'abandoned' END, true
+FROM generate_series($1::bigint, $2::bigint) AS g,
+LATERAL (
+    SELECT (timestamp '2025-01-06 07:30' + make_interval(days => (g % 730)::int)
+            + make_interval(secs => (random() * 36000)::int)) AT TIME ZONE 'Europe/Paris'
+               AS started_at,
+           random() < 0.86 AS answered,
+           floor(-ln(1 - random()) * 18)::float8 AS wait
+) AS s
+"""
+
+
+def municipality_toml(services: int) -> str:
+    out = ['name = "Métropole de Banc-d\'Essai"', 'timezone = "Europe/Paris"']
+    for i in range(services):
+        out += [
+            "[[services]]",
+            f'slug = "service-{i:02d}"',
+            f'name = "Service {i:02d}"',
+            f'lines = ["+3310000{i:04d}"]',
+            "[services.hours]",
+        ]
+        for day in ("mon", "tue", "wed", "thu", "fri"):
+            out.append(f'{day} = ["08:30-12:00", "13:30-17:30"]')
+        if i % 3 == 0:
+            out.append('sat = ["09:00-12:00"]')
+    return "\n".join(out) + "\n"
+
+
+async def fill(pool: object, calls: int) -> None:
+    from tqdm import tqdm
+
+    step = 500_000
+    # Secondary indexes are dropped during the fill and rebuilt after: a bulk build is much
+    # faster than maintaining them row by row.
+    secondary = await pool.fetch(  # type: ignore[attr-defined]
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'calls' "
+        "AND indexname NOT IN ('calls_pkey', 'calls_source_external_id_key')"
+    )
+    for r in secondary:
+        await pool.execute(f'DROP INDEX "{r["indexname"]}"')  # type: ignore[attr-defined]
+    with tqdm(total=calls, unit="call", desc="filling") as bar:
+        for lo in range(1, calls + 1, step):
+            hi = min(calls, lo + step - 1)
+            await pool.execute(FILL, lo, hi, SERVICES)  # type: ignore[attr-defined]
+            bar.update(hi - lo + 1)
+    for r in secondary:
+        await pool.execute(r["indexdef"])  # type: ignore[attr-defined]
+    await pool.execute("VACUUM ANALYZE calls")  # type: ignore[attr-defined]
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    from service.db.migrate import apply_migrations
+    from service.db.pool import create_pool, resolve_dsn
+    from service.metrics.report import engagement8
+    from service.municipality import load_municipality
+
+    cfg = Path(tempfile.mkdtemp(prefix="decroche-report-")) / "bench.toml"
+    cfg.write_text(municipality_toml(SERVICES), encoding="utf-8")
+    m = load_municipality(cfg)
+    if args.database_url:
+        import asyncpg
+
+        admin = await asyncpg.connect(args.database_url)
+        await admin.execute("DROP DATABASE IF EXISTS decroche_report_bench WITH (FORCE)")
+        await admin.execute("CREATE DATABASE decroche_report_bench")
+        await admin.close()
+        p = urlsplit(args.database_url)
+        dsn = urlunsplit((p.scheme, p.netloc, "/decroche_report_bench", p.query, ""))
+    else:
+        dsn = await resolve_dsn(None, Path(tempfile.mkdtemp(prefix="decroche-report-db-")))
+    pool = await create_pool(dsn, max_size=4, command_timeout=None)
+    async with pool.acquire() as conn:
+        await apply_migrations(conn)
+    t0 = time.perf_counter()
+    await fill(pool, args.calls)
+    print(f"filled {args.calls:,} calls in {time.perf_counter() - t0:.0f} s")
+
+    periods = {
+        "one week": (date(2026, 6, 1), date(2026, 6, 7)),
+        "one year": (date(2025, 7, 1), date(2026, 6, 30)),
+    }
+    for name, (first, last) in periods.items():
+        times = []
+        for _ in range(args.repeat):
+            t = time.perf_counter()
+            report = await engagement8(pool, m, first, last)
+            times.append(time.perf_counter() - t)
+        print(
+            f"engagement8, {name}, all {SERVICES} services: median "
+            f"{1000 * statistics.median(times):.0f} ms (min {1000 * min(times):.0f}, "
+            f"max {1000 * max(times):.0f}; {report['total']['received']:,} calls)"
+        )
+    await pool.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=10_000_000)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--database-url")
+    asyncio.run(main_async(ap.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""The dashboard (``/``) in a real headless Chromium (Debian's), against a live test server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from tests.test_engagement8 import edge_calls, ingest
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+Client = TestClient[web.Request, web.Application]
+
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
+    reason="Debian's chromium is not installed (./dev test installs it when run as root)",
+)
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        context = await browser.new_context(
+            viewport={"width": 1366, "height": 900}, locale="fr-FR", accept_downloads=True
+        )
+        pg = await context.new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield pg
+        await browser.close()
+        assert errors == [], errors
+
+
+def french_pct(v: float | None) -> str:
+    return "—" if v is None else f"{100 * v:.1f}".replace(".", ",") + "\u202f%"
+
+
+async def open_dashboard(page: Any, client: Client, query: str) -> None:
+    await page.goto(f"http://{client.host}:{client.port}/?{query}")
+    await page.wait_for_selector("body[data-loaded=true]", timeout=15_000)
+
+
+async def test_cards_show_the_api_figures(page: Any, client: Client) -> None:
+    await ingest(client, edge_calls())
+    api = await (await client.get("/api/v1/engagement8?from=2026-11-16&to=2026-11-16")).json()
+    await open_dashboard(page, client, "from=2026-11-16&to=2026-11-16")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+    rows = [*api["services"], {**api["total"], "service": "total"}]
+    for row in rows:
+        key = "unknown" if row["service"] is None else row["service"]
+        card = page.locator(f'article[data-service="{key}"]')
+        received = await card.locator('dd[data-figure="received"]').inner_text()
+        assert int(received.replace("\u202f", "").replace("\xa0", "")) == row["received"]
+        rate = await card.locator('[data-figure="answer_rate"] strong').inner_text()
+        assert rate.replace("\xa0", "\u202f") == french_pct(row["answer_rate"])
+        level = await card.locator('[data-figure="service_level"] strong').inner_text()
+        assert level.replace("\xa0", "\u202f") == french_pct(row["service_level"])
+    accueil = page.locator('article[data-service="accueil"]')
+    assert "card" in (await accueil.get_attribute("class") or "")
+    verdict = await accueil.locator(".badge").inner_text()
+    assert verdict == ("Engagement tenu" if api["services"][0]["met"] else "Engagement non tenu")
+    assert "Taux de décroché" in await page.locator("#definitions").inner_text()
+
+
+async def test_affluence_heat_map_and_its_image(page: Any, client: Client, tmp_path: Path) -> None:
+    await ingest(client, edge_calls())
+    await open_dashboard(page, client, "from=2026-11-16&to=2026-11-16")
+    cells = page.locator("#heatmap td")
+    assert await cells.count() == 7 * 26  # Monday to Sunday, 07:00 to 20:00
+    monday_0830 = page.locator('#heatmap td[data-weekday="1"][data-slot="08:30"]')
+    assert await monday_0830.get_attribute("data-received") == "1"
+    lunch = page.locator('#heatmap td[data-weekday="1"][data-slot="13:30"]')
+    assert await lunch.inner_text() == "2 (1)"  # two received, one lost
+    async with page.expect_download() as info:
+        await page.click("#download-heatmap")
+    download = await info.value
+    target = tmp_path / download.suggested_filename
+    await download.save_as(str(target))
+    assert download.suggested_filename == "frequentation-2026-11-16-2026-11-16.png"
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert target.stat().st_size > 2_000
+
+
+async def test_period_picker_and_weekly_chart(page: Any, client: Client) -> None:
+    await ingest(client, edge_calls())
+    await open_dashboard(page, client, "from=2026-11-16&to=2026-11-16")
+    await page.fill("#from", "2026-11-01")
+    await page.fill("#to", "2026-11-30")
+    await page.evaluate("document.body.dataset.loaded = 'false'")
+    await page.click("#period button[type=submit]")
+    await page.wait_for_selector("body[data-loaded=true]")
+    assert "from=2026-11-01" in page.url
+    api = await (await client.get("/api/v1/engagement8?from=2026-11-01&to=2026-11-30")).json()
+    status = await page.inner_text("#status")
+    assert f"{api['total']['received']} appels reçus" in status.replace("\u202f", "")
+    # Eight weeks ending on the 30th: the weeks with offered calls have points.
+    points = page.locator('#weeks circle[data-series="answer_rate"]')
+    assert await points.count() >= 1
+
+
+async def test_a_refused_period_is_said_on_the_page(page: Any, client: Client) -> None:
+    await page.goto(f"http://{client.host}:{client.port}/?from=2026-11-20&to=2026-11-01")
+    await page.wait_for_selector("#status.error")
+    assert "to must not be before from" in await page.inner_text("#status")
