@@ -29,6 +29,7 @@ SERVICES = 50
 FIRST_DAY = date(2025, 1, 6)  # a Monday; two years of data follow
 
 FILL = """
+-- Calls are generated in time order, as ingestion appends them.
 INSERT INTO calls (source, external_id, direction, line, queue, caller_hash, caller_last2,
                    agent, started_at, answered_at, ended_at, wait_s, answered, disposition,
                    time_from_events)
@@ -40,7 +41,7 @@ SELECT 'bench', 'B' || g, 'inbound', '+3310000' || lpad((g % $3)::text, 4, '0'),
        s.wait, s.answered, CASE WHEN s.answered THEN 'answered' ELSE 'abandoned' END, true
 FROM generate_series($1::bigint, $2::bigint) AS g,
 LATERAL (
-    SELECT (timestamp '2025-01-06 07:30' + make_interval(days => (g % 730)::int)
+    SELECT (timestamp '2025-01-06 07:30' + make_interval(days => (g * 730 / $4)::int)
             + make_interval(secs => (random() * 36000)::int)) AT TIME ZONE 'Europe/Paris'
                AS started_at,
            random() < 0.86 AS answered,
@@ -81,7 +82,7 @@ async def fill(pool: object, calls: int) -> None:
     with tqdm(total=calls, unit="call", desc="filling") as bar:
         for lo in range(1, calls + 1, step):
             hi = min(calls, lo + step - 1)
-            await pool.execute(FILL, lo, hi, SERVICES)  # type: ignore[attr-defined]
+            await pool.execute(FILL, lo, hi, SERVICES, calls)  # type: ignore[attr-defined]
             bar.update(hi - lo + 1)
     for r in secondary:
         await pool.execute(r["indexdef"])  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient
 from service.calendar import Calendar
 from service.demo.traffic import SimCall, TrafficGenerator, build_callbacks
 from service.keys import FOLDER, INGESTOR
+from service.metrics.definitions import FIGURES
 from service.metrics.report import engagement8
 from service.municipality import Municipality, load_municipality
 from tests.conftest import TEST_CONFIG
@@ -25,21 +26,7 @@ from webhooks import twilio as twilio_adapter
 
 M = load_municipality(TEST_CONFIG)
 PARIS = ZoneInfo("Europe/Paris")
-FIGURE_KEYS = (
-    "received",
-    "out_of_hours",
-    "short_abandoned",
-    "offered",
-    "answered",
-    "answered_within",
-    "lost",
-    "answer_rate",
-    "service_level",
-    "asa_s",
-    "wait_p90_s",
-    "max_wait_s",
-    "met",
-)
+FIGURE_KEYS = FIGURES
 
 Client = TestClient[web.Request, web.Application]
 

@@ -97,8 +97,7 @@ class Folder:
         rather than waiting forever.
         """
         pool = self._pool
-        started = await pool.fetchval("SELECT min(enqueued_at) IS NOT NULL FROM fold_queue")
-        if not started:
+        if not await pool.fetchval("SELECT EXISTS (SELECT 1 FROM fold_queue)"):
             return
         now = await pool.fetchval("SELECT clock_timestamp()")
         deadline = time.monotonic() + timeout_s

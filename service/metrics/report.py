@@ -27,6 +27,10 @@ def _bounds(m: Municipality, first: date, last: date) -> tuple[datetime, datetim
     )
 
 
+def _period(m: Municipality, first: date, last: date) -> dict[str, str]:
+    return {"from": first.isoformat(), "to": last.isoformat(), "timezone": m.timezone}
+
+
 def _counts(row: asyncpg.Record | None) -> Counts:
     if row is None:
         return Counts()
@@ -91,7 +95,7 @@ async def engagement8(
         )
     total_policy = m.service(service).policy if service else m.policy  # type: ignore[union-attr]
     return {
-        "period": {"from": first.isoformat(), "to": last.isoformat(), "timezone": m.timezone},
+        "period": _period(m, first, last),
         "policy": policy_statement(m),
         "services": services,
         "total": figures(_counts(total_row), total_policy),
@@ -114,7 +118,7 @@ async def breakdown(
     keyed = sorted((r for r in rows if not r["is_total"]), key=lambda r: r["key"])
     total_row = next((r for r in rows if r["is_total"]), None)
     return {
-        "period": {"from": first.isoformat(), "to": last.isoformat(), "timezone": m.timezone},
+        "period": _period(m, first, last),
         "policy": policy_statement(m),
         "by": by,
         "rows": [{"key": r["key"] or None, **figures(_counts(r), policy)} for r in keyed],
@@ -137,7 +141,7 @@ async def affluence(
     start, end = _bounds(m, first, last)
     rows = await affluence_rows(conn, start, end, calendar_params(m, first, last), service)
     return {
-        "period": {"from": first.isoformat(), "to": last.isoformat(), "timezone": m.timezone},
+        "period": _period(m, first, last),
         "service": service,
         "cells": [
             {
