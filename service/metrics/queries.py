@@ -153,6 +153,24 @@ ORDER BY 1, 2
 """
 
 
+async def _fetch(
+    conn: asyncpg.Connection | asyncpg.Pool, sql: str, args: list[Any]
+) -> list[asyncpg.Record]:
+    """Run a classification query with the planner steered away from a merge join.
+
+    Left to itself the planner joins calls to their opening intervals with a merge join on
+    (service, local day), which sorts every call of the period first; the hash join on the
+    same keys is faster (bench/report.py, a week of 96,000 calls: 489 → 264 ms, measured
+    with EXPLAIN ANALYZE). SET LOCAL confines the setting to this transaction.
+    """
+    if isinstance(conn, asyncpg.Pool):
+        async with conn.acquire() as c:
+            return await _fetch(c, sql, args)
+    async with conn.transaction():
+        await conn.execute("SET LOCAL enable_mergejoin = off")
+        return list(await conn.fetch(sql, *args))
+
+
 def _args(start: datetime, end: datetime, p: CalendarParams) -> list[Any]:
     return [start, end, *p.lines, *p.queues, *p.policy, *p.open_intervals, p.tz]
 
@@ -173,8 +191,7 @@ async def figure_rows(
     if service is not None:
         args.append(service)
         where = f"WHERE svc = ${len(args)}"
-    sql = _CLASSIFIED + _FIGURES.format(key=key, where=where)
-    return list(await conn.fetch(sql, *args))
+    return await _fetch(conn, _CLASSIFIED + _FIGURES.format(key=key, where=where), args)
 
 
 async def affluence_rows(
@@ -189,4 +206,4 @@ async def affluence_rows(
     if service is not None:
         args.append(service)
         where = f"WHERE svc = ${len(args)}"
-    return list(await conn.fetch(_CLASSIFIED + _AFFLUENCE.format(where=where), *args))
+    return await _fetch(conn, _CLASSIFIED + _AFFLUENCE.format(where=where), args)
