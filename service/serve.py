@@ -36,8 +36,8 @@ class ServeOptions:
 
 
 def event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop where it is installed (Linux, macOS): it roughly halves the event loop's cost
-    per request; the standard loop elsewhere."""
+    """uvloop where it is installed (Linux, macOS), a faster event loop; the standard loop
+    elsewhere."""
     try:
         import uvloop
     except ImportError:
