@@ -11,9 +11,9 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from service.calendar import Calendar
 from service.db.embedded import EmbeddedDatabaseError
@@ -21,6 +21,7 @@ from service.municipality import WEEKDAYS, ConfigError, Municipality, load_munic
 from service.settings import Settings, default_config_path, load_settings
 
 log = logging.getLogger("decroche")
+T = TypeVar("T")
 
 
 class UserError(Exception):
@@ -48,26 +49,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(_settings(args), opts)
 
 
-def cmd_migrate(args: argparse.Namespace) -> int:
-    from service.db.migrate import apply_migrations
-    from service.db.pool import resolve_dsn
+def _with_database(settings: Settings, work: Callable[..., Awaitable[T]]) -> T:
+    """Run ``work(pool, applied_migrations)`` on the migrated database; a database that
+    cannot be reached is a user error (exit 1), not a traceback."""
+    from service.db.pool import open_database
 
-    settings = _settings(args)
-
-    async def run() -> list[str]:
-        import asyncpg
-
-        dsn = await resolve_dsn(settings.database_url, settings.data_dir)
-        conn = await asyncpg.connect(dsn)
-        try:
-            return [f"{m.version:04d}_{m.name}" for m in await apply_migrations(conn)]
-        finally:
-            await conn.close()
+    async def run() -> T:
+        async with open_database(
+            settings.database_url, settings.data_dir, command_timeout=None
+        ) as (pool, applied):
+            return await work(pool, applied)
 
     try:
-        applied = asyncio.run(run())
+        return asyncio.run(run())
     except OSError as exc:
         raise UserError(f"cannot reach the database ({exc}); check DATABASE_URL") from None
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    async def work(_pool: Any, applied: list[Any]) -> list[str]:
+        return [f"{m.version:04d}_{m.name}" for m in applied]
+
+    applied = _with_database(_settings(args), work)
     print("applied: " + ", ".join(applied) if applied else "database is up to date")
     return 0
 
@@ -78,31 +81,23 @@ def cmd_refold(args: argparse.Namespace) -> int:
 
     from service.app import source_parsers
     from service.calls.rebuild import mark_all, refold_all, reparse
-    from service.db.migrate import apply_migrations
-    from service.db.pool import create_pool, resolve_dsn
     from service.privacy import Pseudonymiser
 
     settings = _settings(args)
 
-    async def run() -> tuple[int, int]:
-        pool = await create_pool(await resolve_dsn(settings.database_url, settings.data_dir))
-        try:
-            async with pool.acquire() as conn:
-                await apply_migrations(conn)
-            events = 0
-            if args.reparse:
-                total = await pool.fetchval("SELECT count(*) FROM events")
-                with tqdm(total=total, unit="event", desc="re-normalising") as bar:
-                    events = await reparse(pool, source_parsers(), bar.update)
-            async with pool.acquire() as conn:
-                calls = await mark_all(conn)
-            with tqdm(total=calls, unit="call", desc="refolding") as bar:
-                await refold_all(pool, Pseudonymiser(settings.secret_key), bar.update)
-            return events, calls
-        finally:
-            await pool.close()
+    async def work(pool: Any, _applied: list[Any]) -> tuple[int, int]:
+        events = 0
+        if args.reparse:
+            total = await pool.fetchval("SELECT count(*) FROM events")
+            with tqdm(total=total, unit="event", desc="re-normalising") as bar:
+                events = await reparse(pool, source_parsers(), bar.update)
+        async with pool.acquire() as conn:
+            calls = await mark_all(conn)
+        with tqdm(total=calls, unit="call", desc="refolding") as bar:
+            await refold_all(pool, Pseudonymiser(settings.secret_key), bar.update)
+        return events, calls
 
-    events, calls = asyncio.run(run())
+    events, calls = _with_database(settings, work)
     print(f"rebuilt {calls} calls" + (f" from {events} re-normalised events" if events else ""))
     return 0
 
@@ -120,8 +115,6 @@ def cmd_report_engagement8(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from service.calls.folder import Folder
-    from service.db.migrate import apply_migrations
-    from service.db.pool import create_pool, resolve_dsn
     from service.metrics import export
     from service.metrics.report import engagement8
     from service.privacy import Pseudonymiser
@@ -136,22 +129,12 @@ def cmd_report_engagement8(args: argparse.Namespace) -> int:
     if args.format == "xlsx" and not args.output:
         raise UserError("--format xlsx needs --output FILE.xlsx")
 
-    async def run() -> dict[str, Any]:
-        dsn = await resolve_dsn(settings.database_url, settings.data_dir)
-        pool = await create_pool(dsn)
-        try:
-            async with pool.acquire() as conn:
-                await apply_migrations(conn)
-            # Calls marked by a service that stopped before folding them are folded first.
-            await Folder(pool, Pseudonymiser(settings.secret_key)).drain()
-            return await engagement8(pool, m, args.from_, args.to, args.service)
-        finally:
-            await pool.close()
+    async def work(pool: Any, _applied: list[Any]) -> dict[str, Any]:
+        # Calls marked by a service that stopped before folding them are folded first.
+        await Folder(pool, Pseudonymiser(settings.secret_key)).drain()
+        return await engagement8(pool, m, args.from_, args.to, args.service)
 
-    try:
-        report = asyncio.run(run())
-    except OSError as exc:
-        raise UserError(f"cannot reach the database ({exc}); check DATABASE_URL") from None
+    report = _with_database(settings, work)
     if args.format == "xlsx":
         export.write_xlsx(report, Path(args.output))
         print(f"wrote {args.output}", file=sys.stderr)

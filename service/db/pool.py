@@ -6,13 +6,15 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from aiohttp import web
 
 from service.db.embedded import start_embedded
-from service.db.migrate import apply_migrations
+from service.db.migrate import Migration, apply_migrations
 from service.keys import DB_POOL, SETTINGS
 
 log = logging.getLogger(__name__)
@@ -48,15 +50,25 @@ async def create_pool(
     return pool
 
 
+@asynccontextmanager
+async def open_database(
+    database_url: str | None, data_dir: Path, **pool_options: Any
+) -> AsyncIterator[tuple[asyncpg.Pool, list[Migration]]]:
+    """The pool of the configured (or embedded) database, migrated; closed on exit."""
+    pool = await create_pool(await resolve_dsn(database_url, data_dir), **pool_options)
+    try:
+        async with pool.acquire() as conn:
+            applied = await apply_migrations(conn)
+        for mig in applied:
+            log.info("applied migration %04d_%s", mig.version, mig.name)
+        yield pool, applied
+    finally:
+        await pool.close()
+
+
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     """Open the pool (migrating first) for the life of the application."""
     settings = app[SETTINGS]
-    dsn = await resolve_dsn(settings.database_url, settings.data_dir)
-    pool = await create_pool(dsn)
-    async with pool.acquire() as conn:
-        applied = await apply_migrations(conn)
-    for mig in applied:
-        log.info("applied migration %04d_%s", mig.version, mig.name)
-    app[DB_POOL] = pool
-    yield
-    await pool.close()
+    async with open_database(settings.database_url, settings.data_dir) as (pool, _):
+        app[DB_POOL] = pool
+        yield
