@@ -8,14 +8,25 @@ local wall-clock time keeps DST days right: 08:30 is 08:30 whether the day has 2
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 import holidays
 
 from service.municipality import Municipality, ServiceConfig
 
 WHIT_MONDAY = "Lundi de Pentecôte"
+
+
+def day_start(day: date, tz: ZoneInfo) -> datetime:
+    """The instant a local day begins (its midnight, whatever DST does that day)."""
+    return datetime.combine(day, time(), tz)
+
+
+def days_bounds(first: date, last: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """Instants bounding the local days ``first``..``last``, both included: [start, end)."""
+    return day_start(first, tz), day_start(last + timedelta(days=1), tz)
 
 
 @lru_cache(maxsize=64)

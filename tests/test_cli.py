@@ -51,3 +51,16 @@ def test_simulate_needs_a_token(tmp_path: Path) -> None:
     )
     assert res.returncode == 1
     assert "TWILIO_AUTH_TOKEN" in res.stderr
+
+
+def test_unreachable_database_is_a_one_line_error(tmp_path: Path) -> None:
+    env = decroche_env(tmp_path, DATABASE_URL="postgresql://postgres@127.0.0.1:9/nowhere")
+    for args in (
+        ["migrate"],
+        ["refold"],
+        ["report", "engagement8", "--from", "2026-11-16", "--to", "2026-11-16"],
+    ):
+        res = run_decroche(*args, "--config", str(TEST_CONFIG), env=env)
+        assert res.returncode == 1, (args, res.stderr)
+        assert "cannot reach the database" in res.stderr
+        assert "Traceback" not in res.stderr

@@ -298,3 +298,27 @@ async def test_bad_queries_are_clear_400s(client: Client, query: str, field: str
         resp = await client.get(f"{path}?{query}")
         assert resp.status == 400
         assert (await resp.json())["field"] == field
+
+
+async def test_every_breakdown_adds_up_to_the_same_total(client: Client) -> None:
+    calls = edge_calls()
+    await ingest(client, calls)
+    whole = await get(client, "from=2026-01-01&to=2026-12-31")
+    for by, key_shape in [
+        ("week", "2026-W47"),
+        ("hour", "08"),
+        ("line", "+33100000001"),
+        ("agent", "+33611987094"),  # the agent leg's number, as the child leg's To
+    ]:
+        data = await get(client, f"from=2026-01-01&to=2026-12-31&by={by}")
+        assert data["by"] == by
+        assert_figures(data["total"], reference(calls, M, date(2026, 1, 1), date(2026, 12, 31)))
+        assert sum(r["received"] for r in data["rows"]) == whole["total"]["received"]
+        keys = [r["key"] for r in data["rows"]]
+        assert keys == sorted(keys, key=lambda k: k or "")
+        assert any(k is not None and len(k) == len(key_shape) for k in keys), (by, keys)
+    by_week = await get(client, "from=2026-11-16&to=2026-11-22&by=week")
+    assert [r["key"] for r in by_week["rows"]] == ["2026-W47"]
+    # The late DST calls: 23:59:59 on 25 October is hour 23 of that local day.
+    by_hour = await get(client, "from=2026-10-25&to=2026-10-25&by=hour&service=astreinte")
+    assert {r["key"]: r["received"] for r in by_hour["rows"]} == {"00": 1, "02": 2, "23": 1}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from service.calendar import day_start
 from service.municipality import Municipality, ServiceConfig
 from service.web.errors import ApiError
 
@@ -29,8 +30,8 @@ def period_bounds(
     """Instants bounding the local days ``first``..``last`` (both included)."""
     if first is not None and last is not None and last < first:
         raise ApiError("to must not be before from", field="to")
-    start = datetime.combine(first, time(), tz) if first else None
-    end = datetime.combine(last + timedelta(days=1), time(), tz) if last else None
+    start = day_start(first, tz) if first else None
+    end = day_start(last + timedelta(days=1), tz) if last else None
     return start, end
 
 

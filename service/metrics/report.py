@@ -7,11 +7,12 @@ the definitions.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
 
+from service.calendar import days_bounds
 from service.metrics.definitions import DEFINITIONS_FR, Counts, figures
 from service.metrics.queries import UNKNOWN, affluence_rows, calendar_params, figure_rows
 from service.municipality import Municipality, Policy
@@ -20,11 +21,13 @@ UNKNOWN_NAME = "Ligne inconnue"
 
 
 def _bounds(m: Municipality, first: date, last: date) -> tuple[datetime, datetime]:
-    tz = m.tz
-    return (
-        datetime.combine(first, time(), tz),
-        datetime.combine(last + timedelta(days=1), time(), tz),
-    )
+    return days_bounds(first, last, m.tz)
+
+
+def _policy(m: Municipality, service: str | None) -> Policy:
+    """The policy a group of calls is judged by: its service's, or the default one."""
+    svc = m.service(service) if service else None
+    return svc.policy if svc else m.policy
 
 
 def _period(m: Municipality, first: date, last: date) -> dict[str, str]:
@@ -93,12 +96,11 @@ async def engagement8(
                 **figures(_counts(by_key[UNKNOWN]), m.policy),
             }
         )
-    total_policy = m.service(service).policy if service else m.policy  # type: ignore[union-attr]
     return {
         "period": _period(m, first, last),
         "policy": policy_statement(m),
         "services": services,
-        "total": figures(_counts(total_row), total_policy),
+        "total": figures(_counts(total_row), _policy(m, service)),
         "definitions": DEFINITIONS_FR,
     }
 
@@ -114,7 +116,7 @@ async def breakdown(
     """Figures per day, ISO week, hour of day, line or agent (keys sorted), and the total."""
     start, end = _bounds(m, first, last)
     rows = await figure_rows(conn, start, end, calendar_params(m, first, last), by, service)
-    policy: Policy = m.service(service).policy if service else m.policy  # type: ignore[union-attr]
+    policy = _policy(m, service)
     keyed = sorted((r for r in rows if not r["is_total"]), key=lambda r: r["key"])
     total_row = next((r for r in rows if r["is_total"]), None)
     return {
