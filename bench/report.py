@@ -90,9 +90,12 @@ async def fill(pool: object, calls: int) -> None:
 
 
 async def main_async(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
     from service.db.migrate import apply_migrations
     from service.db.pool import create_pool, resolve_dsn
     from service.metrics.report import engagement8
+    from service.metrics.rollup import refresh, span_days
     from service.municipality import load_municipality
 
     cfg = Path(tempfile.mkdtemp(prefix="decroche-report-")) / "bench.toml"
@@ -115,6 +118,14 @@ async def main_async(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     await fill(pool, args.calls)
     print(f"filled {args.calls:,} calls in {time.perf_counter() - t0:.0f} s")
+    t0 = time.perf_counter()
+    with tqdm(total=await span_days(pool, m), unit="day", desc="rollup") as bar:
+        days = await refresh(pool, m, wait=True, on_round=bar.update)
+    rows = await pool.fetchval("SELECT count(*) FROM call_rollup")
+    print(
+        f"built the daily rollup of {days:,} days ({rows:,} rows) in "
+        f"{time.perf_counter() - t0:.0f} s"
+    )
 
     periods = {
         "one week": (date(2026, 6, 1), date(2026, 6, 7)),

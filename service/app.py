@@ -20,6 +20,7 @@ from service.calls.ingest import Ingestor
 from service.calls.rebuild import Parser
 from service.db.pool import database_ctx
 from service.keys import CALENDAR, DB_POOL, FOLDER, INGESTOR, METRICS, SETTINGS
+from service.metrics.rollup import Refresher
 from service.observability import Metrics
 from service.privacy import Pseudonymiser
 from service.settings import Settings
@@ -47,6 +48,14 @@ async def ingestion_ctx(app: web.Application) -> AsyncIterator[None]:
     await folder.stop()
 
 
+async def rollup_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The refresher of the daily rollup that long reports read (metrics/rollup.py)."""
+    refresher = Refresher(app[DB_POOL], app[SETTINGS].municipality)
+    await refresher.start()
+    yield
+    await refresher.stop()
+
+
 def source_parsers() -> dict[str, Parser]:
     """Each source's parser of its raw payloads (used to rebuild calls after a rule change)."""
     return {twilio.SOURCE: twilio.parse}
@@ -62,6 +71,7 @@ def create_app(settings: Settings) -> web.Application:
     app[CALENDAR] = Calendar(settings.municipality)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(ingestion_ctx)
+    app.cleanup_ctx.append(rollup_ctx)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/calls", get_calls)

@@ -102,6 +102,25 @@ def cmd_refold(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollup(args: argparse.Namespace) -> int:
+    """Bring the reports' rollup up to date now (the service also does it in the background)."""
+    from tqdm import tqdm
+
+    from service.metrics.rollup import refresh, span_days
+
+    settings = _settings(args)
+
+    async def work(pool: Any, _applied: list[Any]) -> int:
+        if args.rebuild:
+            await pool.execute("DELETE FROM rollup_state")
+        with tqdm(total=await span_days(pool, settings.municipality), unit="day") as bar:
+            return await refresh(pool, settings.municipality, wait=True, on_round=bar.update)
+
+    days = _with_database(settings, work)
+    print(f"rollup up to date ({days} days rebuilt)")
+    return 0
+
+
 def _day(value: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -291,6 +310,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_serve)
+
+    s = with_config(
+        sub.add_parser("rollup", help="bring the rollup that long reports read up to date")
+    )
+    s.add_argument(
+        "--rebuild", action="store_true", help="rebuild it all (it is a cache of the calls)"
+    )
+    s.set_defaults(func=cmd_rollup)
 
     rep = sub.add_parser("report", help="reports").add_subparsers(
         dest="report", required=True, metavar="REPORT"

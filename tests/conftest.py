@@ -33,7 +33,18 @@ from tests.support.twilio_client import TwilioPoster
 ROOT = Path(__file__).resolve().parent.parent
 TEST_CONFIG = ROOT / "tests" / "data" / "municipality.toml"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
-DATA_TABLES = ("events", "calls", "quarantine", "fold_queue")
+DATA_TABLES = (
+    "events",
+    "calls",
+    "quarantine",
+    "fold_queue",
+    "call_rollup",
+    "rollup_days",
+    "call_rollup_month",
+    "rollup_months",
+    "rollup_dirty",
+    "rollup_state",
+)
 
 
 @dataclass(frozen=True)

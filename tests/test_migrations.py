@@ -55,3 +55,17 @@ async def test_concurrent_starts_apply_each_migration_exactly_once(empty_dsn: st
     finally:
         for c in conns:
             await c.close()
+
+
+async def test_pool_settings_survive_the_reset_on_release(database: Database) -> None:
+    from service.db.pool import SERVER_SETTINGS, create_pool
+
+    pool = await create_pool(database.dsn, min_size=1, max_size=1)
+    try:
+        for _ in range(2):  # the second acquire gets the connection back after RESET ALL
+            async with pool.acquire() as conn:
+                shown = await conn.fetchval("SHOW jit_above_cost")  # "2e+06"
+                assert float(shown) == float(SERVER_SETTINGS["jit_above_cost"])
+                await conn.execute("SET jit_above_cost = 5")
+    finally:
+        await pool.close()

@@ -12,6 +12,7 @@ import pandas as pd
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from service.keys import DB_POOL
 from service.metrics.definitions import FIGURES
 from tests.conftest import TEST_CONFIG, Database
 from tests.support.processes import decroche_env, run_decroche
@@ -119,3 +120,28 @@ def test_figures_are_the_contract_names() -> None:
         "max_wait_s",
         "met",
     )
+
+
+async def test_rollup_command_builds_what_reports_then_read(
+    client: Client, database: Database, tmp_path: Path
+) -> None:
+    await ingest(client, edge_calls())
+    expected = await api(client)
+    env = decroche_env(tmp_path, DATABASE_URL=database.dsn, DECROCHE_SECRET_KEY="k")
+    res = run_decroche("rollup", "--config", str(TEST_CONFIG), env=env)
+    assert res.returncode == 0, res.stderr
+    pool = client.app[DB_POOL]
+    days = await pool.fetchval("SELECT count(*) FROM rollup_days")
+    assert days >= 273  # 29 March .. 26 December 2026
+    assert f"rollup up to date ({days} days rebuilt)" in res.stdout
+    # Up to date: nothing to do; --rebuild starts over.
+    again = run_decroche("rollup", "--config", str(TEST_CONFIG), env=env)
+    assert "(0 days rebuilt)" in again.stdout
+    rebuilt = run_decroche("rollup", "--rebuild", "--config", str(TEST_CONFIG), env=env)
+    # A rebuild covers the first call's day to the last one's (the first build also took
+    # the neighbours of the days the calls' inserts had marked).
+    assert "(273 days rebuilt)" in rebuilt.stdout
+    assert await pool.fetchval("SELECT count(*) FROM rollup_days") == 273
+    assert await api(client) == expected
+    res = report(database, tmp_path, "--format", "json")
+    assert json.loads(res.stdout) == expected

@@ -7,21 +7,17 @@ the definitions.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import asyncpg
 
-from service.calendar import days_bounds
 from service.metrics.definitions import DEFINITIONS_FR, Counts, figures
-from service.metrics.queries import UNKNOWN, affluence_rows, calendar_params, figure_rows
+from service.metrics.queries import UNKNOWN, affluence_rows, figure_rows
+from service.metrics.rollup import fingerprint
 from service.municipality import Municipality, Policy
 
 UNKNOWN_NAME = "Ligne inconnue"
-
-
-def _bounds(m: Municipality, first: date, last: date) -> tuple[datetime, datetime]:
-    return days_bounds(first, last, m.tz)
 
 
 def _policy(m: Municipality, service: str | None) -> Policy:
@@ -71,8 +67,7 @@ async def engagement8(
     service: str | None = None,
 ) -> dict[str, Any]:
     """Figures per service (configuration order), the unknown-line row, and the total."""
-    start, end = _bounds(m, first, last)
-    rows = await figure_rows(conn, start, end, calendar_params(m, first, last), "service", service)
+    rows = await figure_rows(conn, m, first, last, fingerprint(m), "service", service)
     by_key = {r["key"]: r for r in rows if not r["is_total"]}
     total_row = next((r for r in rows if r["is_total"]), None)
     services = []
@@ -114,8 +109,7 @@ async def breakdown(
     service: str | None = None,
 ) -> dict[str, Any]:
     """Figures per day, ISO week, hour of day, line or agent (keys sorted), and the total."""
-    start, end = _bounds(m, first, last)
-    rows = await figure_rows(conn, start, end, calendar_params(m, first, last), by, service)
+    rows = await figure_rows(conn, m, first, last, fingerprint(m), by, service)
     policy = _policy(m, service)
     keyed = sorted((r for r in rows if not r["is_total"]), key=lambda r: r["key"])
     total_row = next((r for r in rows if r["is_total"]), None)
@@ -140,8 +134,7 @@ async def affluence(
     service: str | None = None,
 ) -> dict[str, Any]:
     """Received and lost calls by weekday (1 = Monday) × half-hour, local time."""
-    start, end = _bounds(m, first, last)
-    rows = await affluence_rows(conn, start, end, calendar_params(m, first, last), service)
+    rows = await affluence_rows(conn, m, first, last, service)
     return {
         "period": _period(m, first, last),
         "service": service,
