@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from service.api.accounts import setup_account_routes
 from service.api.calls import get_calls
 from service.api.engagement8 import get_affluence, get_engagement8
 from service.api.health import healthz, metrics
@@ -26,7 +27,9 @@ from service.privacy import Pseudonymiser
 from service.settings import Settings
 from service.web.auth import auth_middleware
 from service.web.errors import error_middleware
+from service.web.login import setup_login
 from service.web.pages import setup_pages
+from service.web.security import security_middleware
 from webhooks import twilio
 from webhooks.routes import setup_routes as setup_webhooks
 
@@ -64,7 +67,8 @@ def source_parsers() -> dict[str, Parser]:
 def create_app(settings: Settings) -> web.Application:
     """Build the whole service for ``settings``."""
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware], client_max_size=1024 * 1024
+        middlewares=[security_middleware, error_middleware, auth_middleware],
+        client_max_size=1024 * 1024,
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
@@ -77,6 +81,8 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/api/v1/calls", get_calls)
     app.router.add_get("/api/v1/engagement8", get_engagement8)
     app.router.add_get("/api/v1/affluence", get_affluence)
+    setup_account_routes(app)
     setup_webhooks(app)
+    setup_login(app)
     setup_pages(app)
     return app

@@ -34,6 +34,13 @@ class Metrics:
             ["source", "result", "reason"],
             registry=self.registry,
         )
+        self.refused = Counter(
+            "decroche_refused_requests",
+            "Requests refused before reaching a handler, by reason (no credentials, bad "
+            "token, role too low, CSRF, throttled login, body too large or unreadable…).",
+            ["reason"],
+            registry=self.registry,
+        )
         self.ingest_latency = Histogram(
             "decroche_ingest_latency_seconds",
             "Time from a delivery's arrival in the ingest queue to its commit.",
@@ -71,6 +78,9 @@ class Metrics:
             # labels() builds and looks up a key each call; this runs on every delivery.
             child = self._webhook_children[key] = self.webhooks.labels(*key)
         child.inc()
+
+    def refuse(self, reason: str) -> None:
+        self.refused.labels(reason).inc()
 
     def request(self, method: str, route: str, status: int) -> None:
         key = (method, route, str(status))

@@ -41,6 +41,7 @@ class Settings:
     smtp_url: str | None
     secret_key: str
     admin_token: str | None
+    metrics_token: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080
 
@@ -94,6 +95,7 @@ def load_settings(
         smtp_url=_env(env, "DECROCHE_SMTP_URL"),
         secret_key=_env(env, "DECROCHE_SECRET_KEY") or _stored_secret(data_dir),
         admin_token=_env(env, "DECROCHE_ADMIN_TOKEN"),
+        metrics_token=_env(env, "DECROCHE_METRICS_TOKEN"),
     )
 
 

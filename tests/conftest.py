@@ -33,6 +33,8 @@ from tests.support.twilio_client import TwilioPoster
 ROOT = Path(__file__).resolve().parent.parent
 TEST_CONFIG = ROOT / "tests" / "data" / "municipality.toml"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+ADMIN_TOKEN = "test-admin-token-fedcba9876543210"
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 DATA_TABLES = (
     "events",
     "calls",
@@ -44,6 +46,11 @@ DATA_TABLES = (
     "rollup_months",
     "rollup_dirty",
     "rollup_state",
+    "users",
+    "sessions",
+    "tokens",
+    "login_failures",
+    "audit_log",
 )
 
 
@@ -119,7 +126,7 @@ def make_settings(dsn: str, tmp_path: Path, **overrides: Any) -> Settings:
         webhook_secret="test-webhook-secret",
         smtp_url=None,
         secret_key="test-secret-key",
-        admin_token=None,
+        admin_token=ADMIN_TOKEN,
     )
     return base.with_overrides(**overrides)
 
@@ -136,7 +143,20 @@ ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]
 async def client(
     db: asyncpg.Connection, settings: Settings, aiohttp_client: ClientFactory
 ) -> TestClient[web.Request, web.Application]:
-    return await aiohttp_client(create_app(settings))
+    """A client of the whole service, authenticated as the environment's admin token."""
+    return await aiohttp_client(create_app(settings), headers=ADMIN_HEADERS)
+
+
+@pytest.fixture
+async def anonymous(client: TestClient[web.Request, web.Application]) -> AsyncIterator[Any]:
+    """A client of the same running service with no credentials (its own cookie jar)."""
+    import aiohttp
+
+    # unsafe=True: keep cookies of an IP-address host (the test server is 127.0.0.1).
+    jar = aiohttp.CookieJar(unsafe=True)
+    base = str(client.make_url("/"))
+    async with aiohttp.ClientSession(base_url=base, cookie_jar=jar) as session:
+        yield session
 
 
 @pytest.fixture

@@ -11,6 +11,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from service.accounts import queries as accounts
+from service.accounts.model import Role
+from service.accounts.passwords import hash_password
+from service.keys import DB_POOL
 from tests.test_engagement8 import edge_calls, ingest
 
 CHROMIUM = "/usr/bin/chromium"
@@ -45,6 +49,11 @@ async def page() -> AsyncIterator[Any]:
         pg = await context.new_page()
         errors: list[str] = []
         pg.on("pageerror", lambda exc: errors.append(str(exc)))
+        # A page that breaks its own Content-Security-Policy logs it on the console.
+        pg.on(
+            "console",
+            lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
+        )
         yield pg
         await browser.close()
         assert errors == [], errors
@@ -54,9 +63,28 @@ def french_pct(v: float | None) -> str:
     return "—" if v is None else f"{100 * v:.1f}".replace(".", ",") + "\u202f%"
 
 
+VIEWER = ("lecture@ville.test", "un mot de passe assez long")
+
+
 async def open_dashboard(page: Any, client: Client, query: str) -> None:
-    await page.goto(f"http://{client.host}:{client.port}/?{query}")
+    await log_in_to(page, client, query)
     await page.wait_for_selector("body[data-loaded=true]", timeout=15_000)
+    assert page.url.endswith(f"/?{query}")
+
+
+async def log_in_to(page: Any, client: Client, query: str) -> None:
+    """Open the dashboard as a person does: redirected to /connexion, log in, come back."""
+    pool = client.app[DB_POOL]
+    if await accounts.get_user(pool, VIEWER[0]) is None:
+        uid = await accounts.add_user(pool, VIEWER[0], Role.VIEWER)
+        await accounts.set_password(pool, uid, hash_password(VIEWER[1]))
+    await page.goto(f"http://{client.host}:{client.port}/?{query}")
+    if "/connexion" in page.url:
+        assert await page.locator("h2").inner_text() == "Connexion"
+        await page.fill('input[name="email"]', VIEWER[0])
+        await page.fill('input[name="password"]', VIEWER[1])
+        await page.click('button[type="submit"]')
+        await page.wait_for_url(f"**/?{query}")
 
 
 async def test_cards_show_the_api_figures(page: Any, client: Client) -> None:
@@ -119,6 +147,6 @@ async def test_period_picker_and_weekly_chart(page: Any, client: Client) -> None
 
 
 async def test_a_refused_period_is_said_on_the_page(page: Any, client: Client) -> None:
-    await page.goto(f"http://{client.host}:{client.port}/?from=2026-11-20&to=2026-11-01")
+    await log_in_to(page, client, "from=2026-11-20&to=2026-11-01")
     await page.wait_for_selector("#status.error")
     assert "to must not be before from" in await page.inner_text("#status")

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.support.browser_login import login_opener
 from tests.support.processes import ROOT, decroche_env, postmaster_alive
 
 
@@ -21,9 +24,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (loopback only)
+def get_json(opener: urllib.request.OpenerDirector, url: str) -> Any:
+    with opener.open(url, timeout=5) as resp:
         return json.loads(resp.read())
+
+
+CREDENTIALS = re.compile(r"connexion : (\S+@\S+) / (\S+)")
 
 
 def test_serve_demo_shows_calls_then_stops_cleanly(tmp_path: Path) -> None:
@@ -49,12 +55,24 @@ def test_serve_demo_shows_calls_then_stops_cleanly(tmp_path: Path) -> None:
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
+    lines: list[str] = []
+    assert proc.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
+    reader.start()
     try:
+        # The newcomer reads the demo account's password in the output, then logs in.
+        deadline = time.monotonic() + 60
+        creds = None
+        while creds is None and time.monotonic() < deadline:
+            creds = next((m for ln in list(lines) if (m := CREDENTIALS.search(ln))), None)
+            time.sleep(0.2)
+        assert creds is not None, "".join(lines)
+        opener = login_opener(base, creds.group(1), creds.group(2))
         calls: list[dict[str, Any]] = []
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
-                calls = get_json(f"{base}/api/v1/calls?limit=200&direction=all")["calls"]
+                calls = get_json(opener, f"{base}/api/v1/calls?limit=200&direction=all")["calls"]
             except OSError:
                 calls = []
             if sum(c["ended_at"] is not None for c in calls) >= 5:
@@ -62,7 +80,7 @@ def test_serve_demo_shows_calls_then_stops_cleanly(tmp_path: Path) -> None:
             time.sleep(1)
         finished = [c for c in calls if c["ended_at"] is not None]
         assert len(finished) >= 5, "the demo switchboard fed no calls"
-        assert get_json(f"{base}/healthz") == {"status": "ok"}
+        assert get_json(opener, f"{base}/healthz") == {"status": "ok"}
         waits = [c["wait_s"] for c in finished]
         assert all(w is not None and 0 <= w < 600 for w in waits)
         assert {c["outcome"] for c in finished} <= {
@@ -75,7 +93,9 @@ def test_serve_demo_shows_calls_then_stops_cleanly(tmp_path: Path) -> None:
         }
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        reader.join(timeout=5)
+    out = "".join(lines)
     assert proc.returncode == 0, out
     assert "Traceback" not in out
     assert not postmaster_alive(tmp_path / "pg")

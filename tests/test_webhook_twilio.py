@@ -20,7 +20,14 @@ from service.demo.traffic import SimCall, TrafficGenerator, build_callbacks
 from service.keys import FOLDER
 from service.municipality import load_municipality
 from service.settings import Settings
-from tests.conftest import AUTH_TOKEN, TEST_CONFIG, ClientFactory, Database, make_settings
+from tests.conftest import (
+    ADMIN_HEADERS,
+    AUTH_TOKEN,
+    TEST_CONFIG,
+    ClientFactory,
+    Database,
+    make_settings,
+)
 from tests.support.tcp_proxy import DatabaseProxy
 from tests.support.twilio_client import TwilioPoster
 
@@ -285,7 +292,9 @@ async def test_database_down_means_503_and_nothing_half_written(
 ) -> None:
     proxy = DatabaseProxy(database.dsn)
     await proxy.start()
-    client = await aiohttp_client(create_app(make_settings(proxy.dsn, tmp_path)))
+    client = await aiohttp_client(
+        create_app(make_settings(proxy.dsn, tmp_path)), headers=ADMIN_HEADERS
+    )
     poster = TwilioPoster(client, AUTH_TOKEN)
     call = sim("queue", True, 14)
     first, rest = call.callbacks[0][1], [p for _, p in call.callbacks[1:]]

@@ -10,10 +10,12 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from service.accounts import queries as accounts
 from service.api.params import local_day, period_bounds, service_param, whole
 from service.calendar import Calendar
 from service.calls.queries import list_calls
 from service.keys import CALENDAR, DB_POOL, FOLDER, SETTINGS
+from service.web.auth import principal
 from service.web.errors import ApiError
 
 DIRECTIONS = ("inbound", "outbound", "all")
@@ -95,6 +97,15 @@ async def get_calls(request: web.Request) -> web.Response:
         direction=None if direction == "all" else direction,
         after=after,
         limit=limit + 1,
+    )
+    # The call log is personal data (who called when, which agent answered): every read is
+    # recorded with what was asked.
+    await accounts.audit(
+        request.app[DB_POOL],
+        principal(request).label,
+        "calls.view",
+        detail={k: v for k, v in request.query.items() if k != "cursor"} or None,
+        address=request.remote,
     )
     calendar = request.app[CALENDAR]
     page = rows[:limit]

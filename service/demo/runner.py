@@ -9,18 +9,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import aiohttp
 from aiohttp import web
 
+from service.accounts import queries as accounts
+from service.accounts.model import Role
+from service.accounts.passwords import hash_password
 from service.demo.simulate import Sender, backfill, past_days, run_live
-from service.keys import SETTINGS
+from service.keys import DB_POOL, SETTINGS
 
 log = logging.getLogger(__name__)
 
 DEMO_SEED = 2026
+DEMO_EMAIL = "demo@decroche.test"
+
+
+async def demo_account(app: web.Application) -> str:
+    """The demo's admin account, with a fresh random password at each start (printed)."""
+    pool = app[DB_POOL]
+    user = await accounts.get_user(pool, DEMO_EMAIL)
+    uid = user["id"] if user else await accounts.add_user(pool, DEMO_EMAIL, Role.ADMIN)
+    password = secrets.token_urlsafe(12)
+    await accounts.set_password(pool, uid, await asyncio.to_thread(hash_password, password))
+    return password
 
 
 def demo_ctx(
@@ -30,6 +45,12 @@ def demo_ctx(
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
+        password = await demo_account(app)
+        base = url.removesuffix("/webhooks/twilio")
+        print(
+            f"  tableau de bord : {base}/ — connexion : {DEMO_EMAIL} / {password}",
+            flush=True,
+        )
         token = settings.twilio_auth_token
         assert token is not None, "serve --demo sets a Twilio token"
 

@@ -18,6 +18,24 @@ async def dashboard(request: web.Request) -> web.FileResponse:
     )
 
 
+def forbidden_page() -> web.Response:
+    """403 for a page the account's role does not open (French, no detail to leak)."""
+    return web.Response(
+        text=(
+            '<!doctype html><html lang="fr"><head><meta charset="utf-8">'
+            "<title>Accès refusé — Décroché</title>"
+            '<link rel="stylesheet" href="/static/style.css"></head>'
+            '<body class="login"><main class="login-box"><h1>Accès refusé</h1>'
+            "<p>Votre compte ne donne pas accès à cette page. Demandez à un administrateur "
+            'si vous pensez que c\'est une erreur.</p><p><a href="/">Retour au tableau de bord'
+            "</a></p></main></body></html>"
+        ),
+        content_type="text/html",
+        charset="utf-8",
+        status=403,
+    )
+
+
 def setup_pages(app: web.Application) -> None:
     app.router.add_get("/", dashboard)
     app.router.add_static("/static/", STATIC, name="static")

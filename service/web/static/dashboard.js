@@ -29,6 +29,12 @@ function lastWeek() {
 
 async function getJSON(url) {
   const resp = await fetch(url, { headers: { Accept: "application/json" } });
+  if (resp.status === 401) {
+    // The session ended (expired, or logged out elsewhere): back to the login page.
+    const here = window.location.pathname + window.location.search;
+    window.location.assign(`/connexion?suite=${encodeURIComponent(here)}`);
+    throw new Error("session expirée");
+  }
   const body = await resp.json().catch(() => ({}));
   if (!resp.ok) throw new Error(body.error || `erreur ${resp.status}`);
   return body;
@@ -246,5 +252,23 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#last-week").addEventListener("click", () => setPeriod(...lastWeek()));
   $("#last-30").addEventListener("click", () => setPeriod(addDays(new Date(), -29), new Date()));
   $("#download-heatmap").addEventListener("click", downloadHeatmap);
+  showAccount();
   load();
 });
+
+const ROLES_FR = { admin: "administration", quality: "qualité", viewer: "lecture" };
+
+async function showAccount() {
+  const me = await getJSON("/api/v1/me").catch(() => null);
+  if (!me || !me.email) return;
+  const form = el(
+    "form",
+    { method: "post", action: "/deconnexion", class: "logout" },
+    el("input", { type: "hidden", name: "csrf", value: me.csrf || "" }),
+    el("button", { type: "submit" }, "Se déconnecter"),
+  );
+  $("#account").replaceChildren(
+    el("span", { class: "who" }, `${me.email} (${ROLES_FR[me.role] || me.role})`),
+    form,
+  );
+}

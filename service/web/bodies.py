@@ -1,0 +1,50 @@
+"""Reading request bodies: a size limit, a content type, and a 400 that says what is wrong."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from service.keys import METRICS
+from service.web.errors import ApiError
+
+JSON_LIMIT = 64 * 1024  # account and token requests are a few hundred bytes
+
+
+async def read_json_object(request: web.Request, limit: int = JSON_LIMIT) -> dict[str, Any]:
+    """The body as a JSON object, or an ``ApiError`` (counted in ``/metrics``)."""
+    metrics = request.app[METRICS]
+    if request.content_type != "application/json":
+        metrics.refuse("unreadable_body")
+        raise ApiError("send a JSON object with Content-Type: application/json", status=415)
+    if request.content_length is not None and request.content_length > limit:
+        metrics.refuse("too_large")
+        raise ApiError(f"body too large (at most {limit} bytes)", status=413)
+    raw = await request.content.read(limit + 1)
+    if len(raw) > limit:
+        metrics.refuse("too_large")
+        raise ApiError(f"body too large (at most {limit} bytes)", status=413)
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        metrics.refuse("unreadable_body")
+        raise ApiError(f"body is not valid JSON ({exc.msg} at character {exc.pos})") from None
+    if not isinstance(data, dict):
+        metrics.refuse("unreadable_body")
+        raise ApiError("body must be a JSON object")
+    return data
+
+
+def text_field(
+    data: dict[str, Any], name: str, *, required: bool = True, max_len: int = 200
+) -> str:
+    value = data.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(f"{name} must be a non-empty string", field=name)
+    if len(value) > max_len:
+        raise ApiError(f"{name} is too long (at most {max_len} characters)", field=name)
+    return value.strip()
