@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -27,6 +28,7 @@ Client = TestClient[web.Request, web.Application]
 PASSWORD = "correct horse battery staple"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 PERIOD = "from=2026-11-16&to=2026-11-16"
+_serial = itertools.count()
 
 
 async def make_user(client: Client, email: str, role: Role) -> int:
@@ -42,7 +44,7 @@ async def bearer(client: Client, role: Role | None) -> dict[str, str]:
     if role is None:
         _, token = await accounts.create_token(pool, "wall", None, "écran accueil")
     else:
-        uid = await make_user(client, f"{role.value}-{id(object())}@ville.test", role)
+        uid = await make_user(client, f"{role.value}-{next(_serial)}@ville.test", role)
         _, token = await accounts.create_token(pool, "api", uid, "script")
     return {"Authorization": f"Bearer {token}"}
 
