@@ -29,7 +29,7 @@ from service.web.auth import auth_middleware
 from service.web.errors import error_middleware
 from service.web.login import setup_login
 from service.web.pages import setup_pages
-from service.web.security import security_middleware
+from service.web.security import MAX_BODY, security_middleware
 from webhooks import twilio
 from webhooks.routes import setup_routes as setup_webhooks
 
@@ -68,7 +68,7 @@ def create_app(settings: Settings) -> web.Application:
     """Build the whole service for ``settings``."""
     app = web.Application(
         middlewares=[security_middleware, error_middleware, auth_middleware],
-        client_max_size=1024 * 1024,
+        client_max_size=MAX_BODY,
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
@@ -20,6 +21,7 @@ from service.demo.traffic import SimCall, TrafficGenerator, build_callbacks
 from service.keys import FOLDER
 from service.municipality import load_municipality
 from service.settings import Settings
+from service.web.cookies import sign
 from tests.conftest import (
     ADMIN_HEADERS,
     AUTH_TOKEN,
@@ -309,6 +311,15 @@ async def test_database_down_means_503_and_nothing_half_written(
     listing = await client.get("/api/v1/calls")
     assert listing.status == 503
     assert (await listing.json())["error"] == "database unavailable; retry later"
+    # A user's token or session cannot be checked either: 503 (retry), never a 401 or a 500.
+    session = sign("test-secret-key", "some-session-id")
+    for creds in (
+        {"Authorization": "Bearer dcr_someone"},
+        {"Cookie": f"decroche_session={session}"},
+    ):
+        async with aiohttp.ClientSession() as other:
+            resp = await other.get(client.make_url("/api/v1/engagement8"), headers=creds)
+            assert resp.status == 503, creds
     assert await db.fetchval("SELECT count(*) FROM events") == 1  # only what was acknowledged
     malformed = await poster.post({"CallSid": "CA1", "Timestamp": "x", "CallStatus": "ringing"})
     assert malformed.status == 503  # cannot be quarantined now, so the sender must retry

@@ -24,6 +24,7 @@ from service.keys import DB_POOL, METRICS, SETTINGS
 from service.web.access import allowed, rule_for
 from service.web.cookies import SESSION_COOKIE, csrf_ok, unsign
 from service.web.errors import Handler, json_error
+from service.web.pages import forbidden_page
 
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -76,8 +77,6 @@ def _refuse(request: web.Request, exc: Refusal) -> web.StreamResponse:
     if _is_page(request) and exc.status == 401 and request.method == "GET":
         raise web.HTTPSeeOther(f"/connexion?suite={quote(request.path_qs, safe='')}")
     if _is_page(request) and exc.status == 403:
-        from service.web.pages import forbidden_page
-
         return forbidden_page()
     return json_error(exc.status, exc.message)
 

@@ -11,6 +11,8 @@ from aiohttp import web
 from service.keys import METRICS
 from service.web.errors import Handler, json_error
 
+MAX_BODY = 1024 * 1024  # no route takes more; webhooks and forms set smaller limits
+
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
@@ -36,7 +38,7 @@ def _apply(response: web.StreamResponse, path: str) -> None:
 
 @web.middleware
 async def security_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    limit = request.app._client_max_size
+    limit = MAX_BODY
     if request.content_length is not None and request.content_length > limit:
         # Refused before any handler runs, whether or not the route reads a body.
         request.app[METRICS].refuse("too_large")
