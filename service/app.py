@@ -15,15 +15,18 @@ from service.api.accounts import setup_account_routes
 from service.api.calls import get_calls
 from service.api.engagement8 import get_affluence, get_engagement8
 from service.api.health import healthz, metrics
+from service.api.privacy import setup_privacy_routes
 from service.calendar import Calendar
 from service.calls.folder import Folder
 from service.calls.ingest import Ingestor
 from service.calls.rebuild import Parser
 from service.db.pool import database_ctx
-from service.keys import CALENDAR, DB_POOL, FOLDER, INGESTOR, METRICS, SETTINGS
+from service.keys import CALENDAR, DB_POOL, FOLDER, INGESTOR, METRICS, SCHEDULER, SETTINGS
 from service.metrics.rollup import Refresher
 from service.observability import Metrics
 from service.privacy import Pseudonymiser
+from service.privacy.retention import retention_job
+from service.scheduler import Scheduler, daily
 from service.settings import Settings
 from service.web.auth import auth_middleware
 from service.web.errors import error_middleware
@@ -59,6 +62,18 @@ async def rollup_ctx(app: web.Application) -> AsyncIterator[None]:
     await refresher.stop()
 
 
+async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The scheduled jobs, run by whichever instance is elected leader (scheduler.py)."""
+    pool, settings = app[DB_POOL], app[SETTINGS]
+    tz = settings.municipality.tz
+    scheduler = Scheduler(pool, tz)
+    scheduler.add("privacy.retention", lambda: retention_job(pool, settings), daily(3, 30, tz))
+    await scheduler.start()
+    app[SCHEDULER] = scheduler
+    yield
+    await scheduler.stop()
+
+
 def source_parsers() -> dict[str, Parser]:
     """Each source's parser of its raw payloads (used to rebuild calls after a rule change)."""
     return {twilio.SOURCE: twilio.parse}
@@ -76,12 +91,14 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(ingestion_ctx)
     app.cleanup_ctx.append(rollup_ctx)
+    app.cleanup_ctx.append(scheduler_ctx)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/calls", get_calls)
     app.router.add_get("/api/v1/engagement8", get_engagement8)
     app.router.add_get("/api/v1/affluence", get_affluence)
     setup_account_routes(app)
+    setup_privacy_routes(app)
     setup_webhooks(app)
     setup_login(app)
     setup_pages(app)

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from service.calls.folder import Folder
     from service.calls.ingest import Ingestor
     from service.observability import Metrics
+    from service.scheduler import Scheduler
     from service.settings import Settings
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -20,3 +21,4 @@ DB_POOL: web.AppKey[asyncpg.Pool] = web.AppKey("db_pool")
 INGESTOR: web.AppKey[Ingestor] = web.AppKey("ingestor")
 FOLDER: web.AppKey[Folder] = web.AppKey("folder")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+SCHEDULER: web.AppKey[Scheduler] = web.AppKey("scheduler")

@@ -89,6 +89,11 @@ async def test_each_role_on_each_route_family(client: Client, anonymous: Any) ->
         resp = await anonymous.request(method, path)
         assert resp.status == 401, (path, "nobody")
         assert "error" in await resp.json()
+    # Erasing a caller is an administrator's act.
+    erase = {"number": "+33600000000"}
+    for role, headers in tokens.items():
+        resp = await anonymous.post("/api/v1/privacy/erase", json=erase, headers=headers)
+        assert resp.status == (200 if role is Role.ADMIN else 403), (role, await resp.text())
     # Pages: nobody is sent to the login page (keeping where they were going); a wall token
     # opens no page but the wall.
     resp = await anonymous.get("/?from=2026-11-16", allow_redirects=False)
@@ -348,6 +353,7 @@ BODY_ROUTES = [
     ("POST", "/api/v1/tokens"),
     ("POST", "/api/v1/wall-tokens"),
     ("DELETE", "/api/v1/tokens/abc"),
+    ("POST", "/api/v1/privacy/erase"),
 ]
 
 
@@ -389,6 +395,9 @@ _json = st.recursive(
         st.fixed_dictionaries(
             {"email": st.text(max_size=300), "role": st.text(max_size=10), "name": _json}
         ).map(lambda v: __import__("json").dumps(v).encode()),
+        st.fixed_dictionaries({"number": st.text(max_size=50)}).map(
+            lambda v: __import__("json").dumps(v).encode()
+        ),
         st.binary(max_size=200),
     ),
 )

@@ -12,6 +12,7 @@ import orjson
 from service.calls.fold import fold
 from service.calls.model import Call, Event
 from service.privacy import Pseudonymiser
+from service.privacy.pseudonyms import canonical, is_number
 
 _INSERT_EVENTS = """
 WITH ins AS (
@@ -134,7 +135,8 @@ async def upsert_calls(
         [c.queue for c in calls],
         [h for h, _ in hashed],
         [d for _, d in hashed],
-        [c.caller for c in calls],
+        # Only a real number is kept (a pseudonym token or « erased » is not one).
+        [canonical(c.caller) if c.caller and is_number(c.caller) else None for c in calls],
         [c.agent for c in calls],
         [c.started_at for c in calls],
         [c.answered_at for c in calls],

@@ -1,0 +1,73 @@
+"""Twilio's REST API, behind the few operations Décroché uses (the official ``twilio`` library).
+
+Its base URL is ``DECROCHE_TWILIO_API_BASE`` when set (a local fake in the tests, a
+regional edge), Twilio's own otherwise. Open it with ``async with``: the HTTP session is
+closed on the way out.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+import aiohttp
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client
+
+from service.settings import Settings
+
+
+class TwilioUnavailable(Exception):
+    """Twilio could not do it now (no credentials, an error, unreachable): try again later."""
+
+
+class TwilioRest:
+    """The account's REST client; ``configured`` is False without credentials."""
+
+    def __init__(self, settings: Settings, *, timeout_s: float = 10.0) -> None:
+        self._sid = settings.twilio_account_sid
+        self._token = settings.twilio_auth_token
+        self._base = settings.twilio_api_base
+        self._timeout_s = timeout_s
+        self._http: AsyncTwilioHttpClient | None = None
+        self._client: Client | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self._sid and self._token)
+
+    async def __aenter__(self) -> TwilioRest:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+            self._client = None
+
+    def _api(self) -> Client:
+        if not self.configured:
+            raise TwilioUnavailable("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set")
+        if self._client is None:
+            self._http = AsyncTwilioHttpClient(timeout=self._timeout_s)
+            self._client = Client(self._sid, self._token, http_client=self._http)
+            if self._base:
+                self._client.api.base_url = self._base.rstrip("/")
+        return self._client
+
+    async def delete_recording(self, account_sid: str, recording_sid: str) -> None:
+        """Delete a recording; one that is already gone counts as deleted."""
+        api = self._api()
+        try:
+            await api.api.v2010.accounts(account_sid).recordings(recording_sid).delete_async()
+        except TwilioRestException as exc:
+            if exc.status == 404:
+                return
+            raise TwilioUnavailable(f"Twilio answered {exc.status}: {exc.msg}") from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise TwilioUnavailable(f"Twilio is unreachable: {exc}") from None
