@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from service.api.accounts import setup_account_routes
+from service.api.callbacks import setup_callback_routes
 from service.api.calls import get_calls
 from service.api.engagement8 import get_affluence, get_engagement8
 from service.api.health import healthz, metrics
@@ -21,13 +22,24 @@ from service.calls.folder import Folder
 from service.calls.ingest import Ingestor
 from service.calls.rebuild import Parser
 from service.db.pool import database_ctx
-from service.keys import CALENDAR, DB_POOL, FOLDER, INGESTOR, METRICS, SCHEDULER, SETTINGS
+from service.keys import (
+    CALENDAR,
+    DB_POOL,
+    FOLDER,
+    INGESTOR,
+    METRICS,
+    SCHEDULER,
+    SETTINGS,
+    WALL,
+)
 from service.metrics.rollup import Refresher
 from service.observability import Metrics
 from service.privacy import Pseudonymiser
 from service.privacy.retention import retention_job
 from service.scheduler import Scheduler, daily
 from service.settings import Settings
+from service.wall.hub import WallHub
+from service.wall.views import setup_wall_routes
 from service.web.auth import auth_middleware
 from service.web.errors import error_middleware
 from service.web.login import setup_login
@@ -62,6 +74,21 @@ async def rollup_ctx(app: web.Application) -> AsyncIterator[None]:
     await refresher.stop()
 
 
+async def wall_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The live wall's hub: the latest snapshot, rebuilt when any instance writes calls."""
+    hub = WallHub(app[DB_POOL], app[CALENDAR], on_clients=app[METRICS].wall_clients.set)
+    await hub.start()
+    app[WALL] = hub
+    yield
+    await hub.stop()
+
+
+async def _end_streams(app: web.Application) -> None:
+    # Before aiohttp waits for handlers to finish: open wall streams would never finish.
+    if WALL in app:
+        app[WALL].close_streams()
+
+
 async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     """The scheduled jobs, run by whichever instance is elected leader (scheduler.py)."""
     pool, settings = app[DB_POOL], app[SETTINGS]
@@ -92,6 +119,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(ingestion_ctx)
     app.cleanup_ctx.append(rollup_ctx)
     app.cleanup_ctx.append(scheduler_ctx)
+    app.cleanup_ctx.append(wall_ctx)
+    app.on_shutdown.append(_end_streams)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/calls", get_calls)
@@ -99,6 +128,8 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/api/v1/affluence", get_affluence)
     setup_account_routes(app)
     setup_privacy_routes(app)
+    setup_callback_routes(app)
+    setup_wall_routes(app)
     setup_webhooks(app)
     setup_login(app)
     setup_pages(app)

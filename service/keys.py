@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from service.observability import Metrics
     from service.scheduler import Scheduler
     from service.settings import Settings
+    from service.wall.hub import WallHub
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 CALENDAR: web.AppKey[Calendar] = web.AppKey("calendar")
@@ -22,3 +23,4 @@ INGESTOR: web.AppKey[Ingestor] = web.AppKey("ingestor")
 FOLDER: web.AppKey[Folder] = web.AppKey("folder")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 SCHEDULER: web.AppKey[Scheduler] = web.AppKey("scheduler")
+WALL: web.AppKey[WallHub] = web.AppKey("wall")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
@@ -32,6 +32,11 @@ class Metrics:
             "Webhook deliveries by source and result "
             "(accepted, duplicate, refused) and, for refusals, the reason.",
             ["source", "result", "reason"],
+            registry=self.registry,
+        )
+        self.wall_clients = Gauge(
+            "decroche_wall_clients",
+            "Wall screens connected to this instance's live stream.",
             registry=self.registry,
         )
         self.refused = Counter(

@@ -51,6 +51,7 @@ DATA_TABLES = (
     "tokens",
     "login_failures",
     "audit_log",
+    "callback_marks",
 )
 
 

@@ -66,6 +66,11 @@ ON CONFLICT (source, external_id) DO UPDATE SET
 """
 
 
+# Notified (empty payload) by every transaction that writes call rows: each instance's wall
+# hub LISTENs, so an event received by any instance refreshes every wall.
+CALLS_CHANNEL = "decroche_calls"
+
+
 async def append_events(
     conn: asyncpg.Connection | asyncpg.Pool, events: Sequence[tuple[Event, dict[str, Any]]]
 ) -> set[tuple[str, str]]:
@@ -147,6 +152,8 @@ async def upsert_calls(
         [c.time_from_events for c in calls],
         [c.recording_url for c in calls],
     )
+    # Delivered at commit, once per transaction however many calls it wrote.
+    await conn.execute("SELECT pg_notify($1, '')", CALLS_CHANNEL)
 
 
 async def quarantine(

@@ -97,6 +97,9 @@ async def erase_caller(
             await queries.drop_numbers(conn, part, whole_caller=True)
             events += changed
 
+    async with pool.acquire() as conn:
+        await conn.execute("DELETE FROM callback_marks WHERE caller_hash = $1", digest)
+
     quarantined = 0
     after_id = 0
     while True:

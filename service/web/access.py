@@ -41,6 +41,8 @@ RULES: tuple[Rule, ...] = (
     Rule("/api/v1/me", Role.VIEWER),
     Rule("/api/v1/tokens/", Role.VIEWER),  # one's own tokens
     Rule("/api/v1/calls/", Role.QUALITY),
+    Rule("/api/v1/callbacks/", Role.VIEWER),  # numbers and marking: quality (handler)
+    Rule("/rappels", Role.VIEWER),
     Rule("/api/v1/campaigns/", Role.QUALITY),
     Rule("/api/v1/users/", Role.ADMIN),
     Rule("/api/v1/wall-tokens/", Role.ADMIN),
