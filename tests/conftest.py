@@ -30,6 +30,8 @@ from service.municipality import load_municipality
 from service.settings import Settings
 from tests.support.twilio_client import TwilioPoster
 
+pytest_plugins = ["tests.support.browser"]  # the ``page`` fixture (headless Chromium)
+
 ROOT = Path(__file__).resolve().parent.parent
 TEST_CONFIG = ROOT / "tests" / "data" / "municipality.toml"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"

@@ -1,0 +1,76 @@
+"""The wall page (``/mur``) in a real headless Chromium, opened with a wall token."""
+
+from __future__ import annotations
+
+import socket
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiohttp.test_utils import TestClient, TestServer
+from playwright.async_api import expect
+
+from service.accounts import queries as accounts
+from service.app import create_app
+from service.keys import DB_POOL
+from service.settings import Settings
+from tests.conftest import AUTH_TOKEN
+from tests.support.browser import ARTIFACTS, needs_chromium
+from tests.support.twilio_client import TwilioPoster
+from tests.test_wall import M, call, deliver
+
+pytestmark = needs_chromium
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def serve(settings: Settings, port: int) -> TestClient[Any, Any]:
+    client: TestClient[Any, Any] = TestClient(TestServer(create_app(settings), port=port))
+    await client.start_server()
+    return client
+
+
+async def test_the_wall_lives_and_says_when_it_lost_the_service(
+    page: Any, db: asyncpg.Connection, settings: Settings, tmp_path: Path
+) -> None:
+    port = free_port()
+    server = await serve(settings, port)
+    try:
+        _, token = await accounts.create_token(server.app[DB_POOL], "wall", None, "Accueil")
+        await page.set_viewport_size({"width": 1920, "height": 1080})
+        await page.goto(f"http://127.0.0.1:{port}/mur?token={token}")
+        await page.wait_for_selector(".tile[data-service=accueil]", timeout=15_000)
+        assert await page.locator(".tile").count() == len(M.services)
+        assert await page.locator(".tile[data-service=accueil] .waiting").inner_text() == "0"
+        assert "Vert" in await page.locator("#rule").inner_text()  # the rule is stated
+
+        # A caller starts waiting: the tile changes by itself, the wait counts up.
+        start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=40)
+        await deliver(TwilioPoster(server, AUTH_TOKEN), call(70, start), first=2)
+        waiting = page.locator(".tile[data-service=accueil] .waiting")
+        await expect(waiting).to_have_text("1", timeout=10_000)
+        first = await page.locator(".tile[data-service=accueil] .longest").inner_text()
+        await page.wait_for_timeout(1500)
+        assert await page.locator(".tile[data-service=accueil] .longest").inner_text() != first
+        # Waiting 40 s is beyond the 25 s answer delay: not green any more.
+        assert await page.locator(".tile[data-service=accueil]").get_attribute("data-status") in (
+            "amber",
+            "red",
+        )
+        assert "612345678" not in await page.content()
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "wall.png"))
+
+        # The service stops: the wall says so; it comes back: the wall reconnects by itself.
+        await server.close()
+        await page.wait_for_selector("#lost:not([hidden])", timeout=10_000)
+        server = await serve(settings, port)
+        await page.wait_for_selector("#lost[hidden]", state="attached", timeout=20_000)
+        await expect(waiting).to_have_text("1")  # the same numbers after the restart
+    finally:
+        await server.close()
