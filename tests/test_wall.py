@@ -335,3 +335,15 @@ async def test_callbacks_on_the_wall_and_their_due_time(
     snap = await build_snapshot(pool, CAL, datetime.now(UTC))
     assert tile(snap)["callbacks"] == 1
     assert snap["total"]["callbacks"] == 1
+
+
+async def test_the_snapshot_includes_every_acknowledged_event(
+    client: TestClient[Any, Any], twilio: TwilioPoster
+) -> None:
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=10)
+    for n in range(5):
+        sim = call(80 + n, start)
+        for _, params in sorted(sim.callbacks, key=lambda c: c[0])[:2]:
+            assert (await twilio.post(params)).status == 200
+        snap = await (await client.get("/api/v1/wall")).json()
+        assert tile(snap)["waiting"] == n + 1

@@ -15,13 +15,15 @@ from typing import Any
 from service.privacy.pseudonyms import canonical
 
 Json = Any
-_SEP = r"[ .\-]?"
+# Separators as written by people and PBXs, and "+" for a space in a form-encoded body.
+_SEP = r"[ .\-+]?"
+_PLUS = r"(?:\+|%2[Bb])"  # "%2B" is "+" in a form-encoded (quarantined) body
 
 # Runs that look like a phone number, for masking text whose numbers are not known in
 # advance (old quarantined bodies): 8 to 15 digits, optionally grouped in pairs.
 _ANY_NUMBER = re.compile(
-    r"(?<![\w+])(?:\+|00)?\d{8,15}(?!\w)"
-    r"|(?<![\w+])(?:\+33 ?|0)[1-9](?:[ .\-]?\d\d){4}(?!\w)"
+    r"(?<![\w+])(?:\+|%2[Bb]|00)?\d{8,15}(?!\w)"
+    r"|(?<![\w+])(?:(?:\+|%2[Bb])33 ?|0)[1-9](?:[ .\-+]?\d\d){4}(?!\w)"
 )
 
 
@@ -33,10 +35,10 @@ def number_pattern(number: str) -> re.Pattern[str] | None:
         return None
     if norm.startswith("+33") and len(norm) == 12:
         national = norm[3:]
-        prefixes = r"(?:\+33|0033|33|0)" + r"[ .\-]?(?:\(0\))?[ .\-]?"
+        prefixes = rf"(?:{_PLUS}33|0033|33|0)" + r"[ .\-+]?(?:\(0\))?[ .\-+]?"
         body = national
     elif norm.startswith("+"):
-        prefixes = r"(?:\+|00)"
+        prefixes = rf"(?:{_PLUS}|00)"
         body = norm[1:]
     else:
         prefixes = ""

@@ -8,7 +8,7 @@ import contextlib
 import orjson
 from aiohttp import web
 
-from service.keys import WALL
+from service.keys import FOLDER, WALL
 from service.web.pages import TEMPLATES
 
 KEEPALIVE_S = 15.0
@@ -21,8 +21,9 @@ async def wall_page(request: web.Request) -> web.FileResponse:
 
 
 async def get_wall(request: web.Request) -> web.Response:
-    hub = request.app[WALL]
-    snapshot = hub.snapshot or await hub.rebuild()
+    """The snapshot as of now: every event acknowledged before the request is in it."""
+    await request.app[FOLDER].catch_up()
+    snapshot = await request.app[WALL].rebuild()
     return web.json_response(snapshot, dumps=lambda v: orjson.dumps(v).decode())
 
 
