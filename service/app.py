@@ -76,7 +76,13 @@ async def rollup_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def wall_ctx(app: web.Application) -> AsyncIterator[None]:
     """The live wall's hub: the latest snapshot, rebuilt when any instance writes calls."""
-    hub = WallHub(app[DB_POOL], app[CALENDAR], on_clients=app[METRICS].wall_clients.set)
+    metrics = app[METRICS]
+    hub = WallHub(
+        app[DB_POOL],
+        app[CALENDAR],
+        on_clients=metrics.wall_clients.set,
+        on_rebuild=metrics.wall_rebuild_seconds.observe,
+    )
     await hub.start()
     app[WALL] = hub
     yield

@@ -72,6 +72,13 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
 
+        self.wall_rebuild_seconds = Histogram(
+            "decroche_wall_rebuild_seconds",
+            "Time to rebuild the wall's snapshot from the stored calls.",
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+
     def fold(self, calls: int, seconds: float) -> None:
         self.fold_batch.observe(calls)
         self.fold_seconds.observe(seconds)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,11 @@ async def test_an_event_posted_to_the_webhook_reaches_a_stream(
         assert tile(done)["today"]["answered"] == (1 if in_hours else 0)
         assert tile(done)["today"]["out_of_hours"] == (0 if in_hours else 1)
         assert client.app[WALL].clients == 1
+        metrics = await (await client.get("/metrics")).text()
+        assert "decroche_wall_clients 1.0" in metrics
+        rebuilt = re.search(r"(?m)^decroche_wall_rebuild_seconds_count (\S+)$", metrics)
+        assert rebuilt is not None
+        assert float(rebuilt[1]) >= 3  # on start, the caller waiting, the call done
         stream.resp.close()
     for _ in range(100):  # the server notices the closed stream and drops it
         if client.app[WALL].clients == 0:

@@ -30,9 +30,15 @@ async def resolve_dsn(database_url: str | None, data_dir: Path) -> str:
 
 
 # JIT compilation costs more than it saves on a week's report (100 ms of 190 ms); only the
-# largest queries are worth compiling. Given at connection start, not with SET: the pool
-# runs RESET ALL when a connection is released, which would undo a SET.
-SERVER_SETTINGS = {"jit_above_cost": "2000000"}
+# largest queries are worth compiling.
+# Custom plans always: asyncpg prepares every statement, and PostgreSQL's generic plan for
+# it is made once and kept until the next ANALYZE. Made while a table was nearly empty (a
+# fresh install, the first minute after an import), it can scan the whole table once per
+# row: the wall's call-back query took 430 ms instead of 18 ms at 2,000 calls. Planning
+# each execution costs nothing measurable on ingest (bench/ingest.py: 2,491 vs 2,463
+# callbacks/s). Both given at connection start, not with SET: the pool runs RESET ALL when
+# a connection is released, which would undo a SET.
+SERVER_SETTINGS = {"jit_above_cost": "2000000", "plan_cache_mode": "force_custom_plan"}
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

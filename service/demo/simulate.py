@@ -12,9 +12,10 @@ import asyncio
 import logging
 import random
 import time as clock
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import aiohttp
 from twilio.request_validator import RequestValidator
@@ -80,7 +81,8 @@ async def backfill(
     queue: asyncio.Queue[Params] = asyncio.Queue()
     for day in days:
         gen = TrafficGenerator(municipality, seed=seed * 100_000 + day.toordinal())
-        for call in gen.day(day):
+        calls = gen.day(day)
+        for call in calls + gen.call_backs(calls):
             if call.ended_at < until:
                 sender.stats.calls += 1
                 for _, params in call.callbacks:
@@ -94,9 +96,12 @@ async def backfill(
     return sender.stats
 
 
-async def _play(sender: Sender, call: SimCall, rng: random.Random, speed: float) -> None:
-    """Send one call's callbacks at their instants, with jitter and some duplicates."""
-    t0 = clock.monotonic()
+async def _play(
+    sender: Sender, call: SimCall, rng: random.Random, speed: float, after: float = 0.0
+) -> None:
+    """Send one call's callbacks at their instants (starting ``after`` seconds from now),
+    with jitter and some duplicates."""
+    t0 = clock.monotonic() + after
     start = call.started_at
     plan: list[tuple[float, Params]] = []
     for at, params in call.callbacks:
@@ -125,21 +130,34 @@ async def run_live(
     gen = TrafficGenerator(municipality, seed=rng.randrange(2**31), profile=profile)
     deadline = None if duration is None else clock.monotonic() + duration
     tasks: set[asyncio.Task[None]] = set()
+    # Call-backs come minutes after the lost call: still pending at the end, they are
+    # dropped rather than waited for.
+    backs: set[asyncio.Task[None]] = set()
+
+    def start(job: Coroutine[Any, Any, None], into: set[asyncio.Task[None]]) -> None:
+        task = asyncio.create_task(job)
+        into.add(task)
+        task.add_done_callback(into.discard)
+
     try:
         while deadline is None or clock.monotonic() < deadline:
             call = gen.live(datetime.now(UTC))
             sender.stats.calls += 1
-            task = asyncio.create_task(_play(sender, call, rng, speed))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+            start(_play(sender, call, rng, speed), tasks)
+            back = gen.call_back(call) if gen.is_lost(call) else None
+            if back is not None:
+                later = (back.started_at - call.started_at).total_seconds() / speed
+                start(_play(sender, back, rng, speed, after=later), backs)
             pause = rng.expovariate(rate)
             if deadline is not None:
                 pause = min(pause, max(0.0, deadline - clock.monotonic()))
             await asyncio.sleep(pause)
+        for task in backs:
+            task.cancel()
         if tasks:
             await asyncio.gather(*tasks)
     finally:
-        for task in tasks:
+        for task in tasks | backs:
             task.cancel()
     return sender.stats
 

@@ -30,7 +30,7 @@ class SimCall:
     sid: str
     line: str
     caller: str
-    topology: str  # "dial", "queue" or "closed"
+    topology: str  # "dial", "queue", "closed", or "callback" (our call out to a caller)
     started_at: datetime
     answered: bool
     wait_s: int  # the truth: seconds until an agent (answered) or until hang-up
@@ -144,6 +144,36 @@ def build_callbacks(call: SimCall, rng: random.Random) -> None:
     cbs.append(_status(call, call.sid, 2, "completed", end, duration=call.wait_s + call.talk_s))
 
 
+def build_callback_call(call: SimCall) -> None:
+    """Twilio's callbacks of a call placed through the REST API from our line to a caller
+    (``Direction=outbound-api``): ``wait_s`` is how long it rang, ``answered`` whether they
+    picked up."""
+    base: Params = {
+        "AccountSid": "AC" + "0" * 32,
+        "ApiVersion": "2010-04-01",
+        "CallSid": call.sid,
+        "CallbackSource": "call-progress-events",
+        "From": call.line,
+        "To": call.caller,
+        "Direction": "outbound-api",
+    }
+
+    def status(seq: int, value: str, at: datetime, duration: int | None = None) -> None:
+        p = {**base, "CallStatus": value, "SequenceNumber": str(seq), "Timestamp": rfc2822(at)}
+        if duration is not None:
+            p["CallDuration"] = str(duration)
+        call.callbacks.append((at, p))
+
+    s = call.started_at
+    status(0, "initiated", s)
+    status(1, "ringing", s + timedelta(seconds=1))
+    if call.answered:
+        status(2, "in-progress", s + timedelta(seconds=call.wait_s))
+        status(3, "completed", call.ended_at, call.talk_s)
+    else:
+        status(2, "no-answer", call.ended_at, 0)
+
+
 @dataclass(frozen=True)
 class Profile:
     """How busy and how well staffed the simulated switchboard is."""
@@ -154,6 +184,9 @@ class Profile:
     patience_s: float = 75.0
     out_of_hours_share: float = 0.08
     queue_share: float = 0.4  # share of services' calls using the Queue topology
+    callback_share: float = 0.75  # lost calls the switchboard calls back
+    callback_delay_min: tuple[int, int] = (5, 90)  # how long after the lost call
+    callback_reached: float = 0.85  # call-backs the caller answers
 
 
 def staffing(slug: str) -> float:
@@ -240,6 +273,41 @@ class TrafficGenerator:
                     calls.append(self.call(svc, at))
         calls.sort(key=lambda c: c.started_at)
         return calls
+
+    def is_lost(self, call: SimCall) -> bool:
+        """Lost as Engagement 8 counts it: in hours, unanswered, waited long enough."""
+        svc = self.m.service_for(call.line, None)
+        return (
+            call.topology in ("dial", "queue")
+            and not call.answered
+            and svc is not None
+            and call.wait_s >= svc.policy.short_abandon_s
+        )
+
+    def call_back(self, lost: SimCall) -> SimCall | None:
+        """The switchboard's call back to the caller of a lost call (or None: forgotten)."""
+        rng, prof = self.rng, self.profile
+        if rng.random() >= prof.callback_share:
+            return None
+        start = lost.ended_at + timedelta(minutes=rng.uniform(*prof.callback_delay_min))
+        reached = rng.random() < prof.callback_reached
+        back = SimCall(
+            sid(rng),
+            lost.line,
+            lost.caller,
+            "callback",
+            start.replace(microsecond=0),
+            reached,
+            rng.randint(5, 20) if reached else 30,
+            rng.randint(30, 240) if reached else 0,
+        )
+        build_callback_call(back)
+        return back
+
+    def call_backs(self, calls: list[SimCall]) -> list[SimCall]:
+        """Call-backs of the lost calls among ``calls``, in time order."""
+        backs = [self.call_back(c) for c in calls if self.is_lost(c)]
+        return sorted((b for b in backs if b is not None), key=lambda b: b.started_at)
 
     def live(self, now: datetime) -> SimCall:
         """One call starting ``now`` on a line chosen at random."""

@@ -45,6 +45,7 @@ class WallHub:
         refresh_s: float = 5.0,
         clock: Clock = _utcnow,
         on_clients: Callable[[int], None] | None = None,
+        on_rebuild: Callable[[float], None] | None = None,
     ) -> None:
         self._pool = pool
         self._calendar = calendar
@@ -52,6 +53,7 @@ class WallHub:
         self._refresh_s = refresh_s
         self._clock = clock
         self._on_clients = on_clients
+        self._on_rebuild = on_rebuild
         self._dirty = asyncio.Event()
         self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -107,8 +109,11 @@ class WallHub:
 
     async def rebuild(self) -> dict[str, Any]:
         """Build the snapshot now; publish it if anything but the clock changed."""
+        started = time.perf_counter()
         snapshot = await build_snapshot(self._pool, self._calendar, self._clock())
         self.rebuilds += 1
+        if self._on_rebuild is not None:
+            self._on_rebuild(time.perf_counter() - started)
         key = comparable(snapshot)
         self.snapshot = snapshot
         if key != self._comparable:

@@ -58,7 +58,7 @@ function renderTile(tile) {
   });
   const stateText = tile.open_now ? LABELS[state] : `${LABELS.closed} · ${LABELS[state]}`;
   node.append(
-    el("h2", {}, tile.name),
+    el("h2", { title: tile.name }, tile.name),
     el("div", { class: "state" }, stateText),
     el(
       "div",
@@ -82,6 +82,31 @@ function renderTile(tile) {
   return node;
 }
 
+// Tiles read best a little wider than tall; below this height they are unreadable.
+const TILE_RATIO = 1.5;
+const MIN_TILE_PX = 220;
+
+// The column count that gives the largest tiles for this screen, all of them visible.
+function layout() {
+  const main = document.getElementById("tiles");
+  const n = snapshot ? snapshot.services.length : 0;
+  if (!n) return;
+  const gap = parseFloat(getComputedStyle(main).rowGap) || 0;
+  const width = main.clientWidth - gap;
+  const height = main.clientHeight - gap;
+  let best = { size: -1, cols: 1, rows: n, height: 0 };
+  for (let cols = 1; cols <= n; cols++) {
+    const rows = Math.ceil(n / cols);
+    const w = width / cols - gap;
+    const h = height / rows - gap;
+    const size = Math.min(w, h * TILE_RATIO);
+    if (size > best.size) best = { size, cols, rows, height: h };
+  }
+  main.classList.toggle("scroll", best.height < MIN_TILE_PX);
+  main.style.setProperty("--cols", String(best.cols));
+  main.style.setProperty("--rows", String(best.rows));
+}
+
 function render() {
   if (!snapshot) return;
   document.getElementById("title").textContent = `Accueil téléphonique — ${snapshot.municipality}`;
@@ -93,6 +118,7 @@ function render() {
     el("strong", {}, String(total.callbacks)), " rappels à faire",
   );
   document.getElementById("tiles").replaceChildren(...snapshot.services.map(renderTile));
+  layout();
   document.getElementById("rule").textContent = snapshot.rule;
 }
 
@@ -129,6 +155,7 @@ function connect() {
   });
 }
 
+window.addEventListener("resize", layout);
 connect();
 tick();
 setInterval(tick, 1000);
