@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -45,7 +46,7 @@ from service.web.errors import error_middleware
 from service.web.login import setup_login
 from service.web.pages import setup_pages
 from service.web.security import MAX_BODY, security_middleware
-from webhooks import twilio
+from webhooks import asterisk, cdr, twilio
 from webhooks.routes import setup_routes as setup_webhooks
 
 log = logging.getLogger(__name__)
@@ -107,9 +108,14 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     await scheduler.stop()
 
 
-def source_parsers() -> dict[str, Parser]:
-    """Each source's parser of its raw payloads (used to rebuild calls after a rule change)."""
-    return {twilio.SOURCE: twilio.parse}
+def source_parsers(tz: ZoneInfo) -> dict[str, Parser]:
+    """Each source's parser of its raw payloads (used to rebuild calls after a rule change);
+    ``tz`` is the municipality's zone, for PBX times written without an offset."""
+    return {
+        twilio.SOURCE: twilio.parse,
+        asterisk.SOURCE: asterisk.parser(tz),
+        cdr.SOURCE: cdr.parser(tz),
+    }
 
 
 def create_app(settings: Settings) -> web.Application:

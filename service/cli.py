@@ -11,25 +11,20 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
+from service import cli_imports
 from service.calendar import Calendar
+from service.cli_support import UserError
+from service.cli_support import settings_of as _settings
+from service.cli_support import with_database as _with_database
 from service.db.embedded import EmbeddedDatabaseError
 from service.municipality import WEEKDAYS, ConfigError, Municipality, load_municipality
-from service.settings import Settings, default_config_path, load_settings
+from service.settings import default_config_path
 
 log = logging.getLogger("decroche")
-T = TypeVar("T")
-
-
-class UserError(Exception):
-    """A failure the user can fix: printed as one line, exit status 1."""
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(getattr(args, "config", None))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -47,23 +42,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         reuse_port=args.reuse_port,
     )
     return serve(_settings(args), opts)
-
-
-def _with_database(settings: Settings, work: Callable[..., Awaitable[T]]) -> T:
-    """Run ``work(pool, applied_migrations)`` on the migrated database; a database that
-    cannot be reached is a user error (exit 1), not a traceback."""
-    from service.db.pool import open_database
-
-    async def run() -> T:
-        async with open_database(
-            settings.database_url, settings.data_dir, command_timeout=None
-        ) as (pool, applied):
-            return await work(pool, applied)
-
-    try:
-        return asyncio.run(run())
-    except OSError as exc:
-        raise UserError(f"cannot reach the database ({exc}); check DATABASE_URL") from None
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -90,7 +68,7 @@ def cmd_refold(args: argparse.Namespace) -> int:
         if args.reparse:
             total = await pool.fetchval("SELECT count(*) FROM events")
             with tqdm(total=total, unit="event", desc="re-normalising") as bar:
-                events = await reparse(pool, source_parsers(), bar.update)
+                events = await reparse(pool, source_parsers(settings.municipality.tz), bar.update)
         async with pool.acquire() as conn:
             calls = await mark_all(conn)
         with tqdm(total=calls, unit="call", desc="refolding") as bar:
@@ -518,6 +496,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = with_config(walls.add_parser("revoke", help="revoke a wall token"))
     s.add_argument("id", type=int)
     s.set_defaults(func=cmd_wall_token)
+
+    cli_imports.add_parser(sub, with_config)
 
     priv = sub.add_parser("privacy", help="personal data: retention and erasure").add_subparsers(
         dest="action", required=True, metavar="ACTION"

@@ -54,6 +54,7 @@ DATA_TABLES = (
     "login_failures",
     "audit_log",
     "callback_marks",
+    "import_files",
 )
 
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -42,6 +43,8 @@ CITIZEN = "+33612345678"
 NEIGHBOUR = "+33698765432"
 NOW = datetime.now(UTC).replace(microsecond=0)
 PSEUDO = Pseudonymiser("test-secret-key")
+
+PARIS = ZoneInfo("Europe/Paris")
 
 
 # --- pure rules ---------------------------------------------------------------------------
@@ -260,7 +263,7 @@ async def test_expired_numbers_and_recordings_are_erased_and_stay_erased(
 
     # Rebuilding every call from the raw payloads brings nothing back.
     async with pool.acquire() as conn:
-        await reparse(pool, source_parsers(), lambda n: None)
+        await reparse(pool, source_parsers(PARIS), lambda n: None)
         await mark_all(conn)
     await refold_all(pool, Pseudonymiser(privacy_settings.secret_key), lambda n: None)
     for call in (ancient, old):
@@ -399,7 +402,7 @@ async def test_a_caller_is_erased_on_request_and_nobody_else(
 
     # Refolding from the raw payloads does not bring the caller back.
     async with pool.acquire() as conn:
-        await reparse(pool, source_parsers(), lambda n: None)
+        await reparse(pool, source_parsers(PARIS), lambda n: None)
         await mark_all(conn)
     await refold_all(pool, Pseudonymiser(privacy_settings.secret_key), lambda n: None)
     assert (

@@ -8,20 +8,26 @@ signed but cannot be understood is a 400 and goes to quarantine with its reason.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
 from aiohttp import web
 
+from service.calls.model import Event
 from service.calls.queries import quarantine
 from service.db.errors import StorageUnavailable, is_unavailable
 from service.keys import DB_POOL, INGESTOR, METRICS, SETTINGS
 from service.web.errors import json_error
-from webhooks import twilio
+from webhooks import asterisk, cdr, signing, twilio
+from webhooks.errors import Malformed
 
 log = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BODY = 64 * 1024  # a Twilio callback is well under 4 KiB
+MAX_BATCH_BODY = 1024 * 1024  # a batch of CDRs or queue_log lines (the app-wide limit)
 
 
 def public_url(request: web.Request) -> str:
@@ -34,12 +40,12 @@ def public_url(request: web.Request) -> str:
     return base + request.raw_path
 
 
-async def _read_body(request: web.Request) -> bytes | web.Response:
-    if request.content_length is not None and request.content_length > MAX_WEBHOOK_BODY:
-        return json_error(413, f"body too large (limit {MAX_WEBHOOK_BODY} bytes)")
-    body = await request.content.read(MAX_WEBHOOK_BODY + 1)
-    if len(body) > MAX_WEBHOOK_BODY:
-        return json_error(413, f"body too large (limit {MAX_WEBHOOK_BODY} bytes)")
+async def _read_body(request: web.Request, limit: int = MAX_WEBHOOK_BODY) -> bytes | web.Response:
+    if request.content_length is not None and request.content_length > limit:
+        return json_error(413, f"body too large (limit {limit} bytes)")
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        return json_error(413, f"body too large (limit {limit} bytes)")
     return body
 
 
@@ -116,5 +122,128 @@ async def twilio_webhook(request: web.Request) -> web.StreamResponse:
     return web.Response(text=twilio.twiml_answer(next_url), content_type="text/xml")
 
 
+async def _signed_body(request: web.Request, source: str) -> bytes | web.Response:
+    """The body of a request signed with ``X-Decroche-Signature``, or the refusal."""
+    metrics = request.app[METRICS]
+    secret = request.app[SETTINGS].webhook_secret
+    if secret is None:
+        metrics.webhook(source, "refused", "not_configured")
+        log.error("%s webhook refused: DECROCHE_WEBHOOK_SECRET is not set", source)
+        return json_error(
+            503, f"{source} webhooks are not configured (DECROCHE_WEBHOOK_SECRET unset)"
+        )
+    body = await _read_body(request, MAX_BATCH_BODY)
+    if isinstance(body, web.Response):
+        metrics.webhook(source, "refused", "too_large")
+        return body
+    why = signing.problem(secret, request.headers.get(signing.HEADER), body, time.time())
+    if why is not None:
+        metrics.webhook(source, "refused", "bad_signature")
+        log.warning("%s webhook refused: %s", source, why)
+        return json_error(403, why)
+    return body
+
+
+async def _store_batch(
+    request: web.Request,
+    source: str,
+    events: list[tuple[Event, dict[str, Any]]],
+    refused: list[dict[str, Any]],
+    bodies: list[tuple[str, str, int | None]],
+) -> web.Response:
+    """Keep the refused parts in quarantine, store the events, answer with the counts."""
+    metrics = request.app[METRICS]
+    # The same line or record twice in one batch is a duplicate like any other.
+    unique = {e.dedup_key: (e, p) for e, p in reversed(events)}
+    repeated = len(events) - len(unique)
+    events = list(unique.values())
+    try:
+        if bodies:
+            await request.app[DB_POOL].executemany(
+                "INSERT INTO quarantine (source, reason, content_type, line_no, body) "
+                "VALUES ($1, $2, $3, $4, $5)",
+                [
+                    (source, reason, request.headers.get("Content-Type"), no, body)
+                    for reason, body, no in bodies
+                ],
+            )
+        result = await request.app[INGESTOR].ingest(events)
+    except Exception as exc:
+        if isinstance(exc, StorageUnavailable) or is_unavailable(exc):
+            metrics.webhook(source, "refused", "database_unavailable")
+            return json_error(503, "database unavailable; retry later")
+        raise
+    for _ in range(result.new):
+        metrics.webhook(source, "accepted")
+    for _ in range(result.duplicate + repeated):
+        metrics.webhook(source, "duplicate")
+    for _ in refused:
+        metrics.webhook(source, "refused", "malformed")
+    answer = {
+        "accepted": result.new,
+        "duplicates": result.duplicate + repeated,
+        "refused": refused,
+    }
+    # Nothing usable at all is a bad request; a batch with some good parts is not.
+    status = 400 if refused and not events else 200
+    return web.json_response(answer, status=status)
+
+
+async def asterisk_webhook(request: web.Request) -> web.StreamResponse:
+    """``POST /webhooks/asterisk``: ``queue_log`` lines as text, one per line."""
+    body = await _signed_body(request, asterisk.SOURCE)
+    if isinstance(body, web.Response):
+        return body
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return await _refuse_malformed(request, asterisk.SOURCE, "body is not UTF-8 text", body)
+    now = datetime.now(UTC)
+    events: list[tuple[Event, dict[str, Any]]] = []
+    refused: list[dict[str, Any]] = []
+    bodies: list[tuple[str, str, int | None]] = []
+    for no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            events.append((asterisk.to_event(asterisk.parse_line(line), now), {"line": line}))
+        except Malformed as exc:
+            refused.append({"line": no, "reason": str(exc)})
+            bodies.append((f"line {no}: {exc}", line, no))
+    if not events and not refused:
+        return await _refuse_malformed(request, asterisk.SOURCE, "no queue_log line in body", body)
+    return await _store_batch(request, asterisk.SOURCE, events, refused, bodies)
+
+
+async def cdr_webhook(request: web.Request) -> web.StreamResponse:
+    """``POST /webhooks/cdr``: one call record, or ``{"calls": [...]}``."""
+    body = await _signed_body(request, cdr.SOURCE)
+    if isinstance(body, web.Response):
+        return body
+    try:
+        rows, batch = cdr.rows_of(body)
+    except Malformed as exc:
+        return await _refuse_malformed(request, cdr.SOURCE, str(exc), body)
+    tz = request.app[SETTINGS].municipality.tz
+    now = datetime.now(UTC)
+    events: list[tuple[Event, dict[str, Any]]] = []
+    refused: list[dict[str, Any]] = []
+    bodies: list[tuple[str, str, int | None]] = []
+    for index, row in enumerate(rows):
+        try:
+            events.append((cdr.parse(row, now, tz), row))
+        except Malformed as exc:
+            if not batch:
+                return await _refuse_malformed(request, cdr.SOURCE, str(exc), body)
+            entry: dict[str, Any] = {"index": index, "reason": str(exc)}
+            if isinstance(row, dict) and isinstance(row.get("id"), str | int):
+                entry["id"] = row["id"]
+            refused.append(entry)
+            bodies.append((f"calls[{index}]: {exc}", orjson.dumps(row).decode(), None))
+    return await _store_batch(request, cdr.SOURCE, events, refused, bodies)
+
+
 def setup_routes(app: web.Application) -> None:
     app.router.add_post("/webhooks/twilio", twilio_webhook)
+    app.router.add_post("/webhooks/asterisk", asterisk_webhook)
+    app.router.add_post("/webhooks/cdr", cdr_webhook)

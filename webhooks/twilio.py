@@ -20,6 +20,9 @@ from xml.sax.saxutils import escape
 from twilio.request_validator import RequestValidator
 
 from service.calls.model import Disposition, Event, Kind
+from webhooks.errors import Malformed
+
+__all__ = ["SOURCE", "Malformed", "parse", "signature_valid", "twiml_answer"]
 
 SOURCE = "twilio"
 _SID = re.compile(r"^[A-Za-z0-9_-]{2,64}$")
@@ -60,10 +63,6 @@ class RootSide(TypedDict, total=False):
     direction: str | None
     line: str | None
     caller: str | None
-
-
-class Malformed(ValueError):
-    """The callback cannot be understood; the message says which parameter is wrong."""
 
 
 def signature_valid(

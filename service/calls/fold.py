@@ -11,6 +11,12 @@ call. The rules are those of ``shared/spec/engagement8.md`` (« The call »):
   the pick-up is the queue entry (or the start) plus that wait.
 * ``wait_s`` — the wait the source reports when it reports one (authoritative), otherwise
   pick-up minus start for answered calls, end minus start for the others.
+
+A source of call-detail records describes whole calls (``Kind.SUMMARY``) and sends a call
+again when it changes: the record received last describes the call, its wait counted from
+the offer (queue entry) when the record gives one, else from the start. Events that say
+nothing about a call (``Kind.OTHER`` alone: an agent logging in, a queue reloading) make no
+call.
 """
 
 from __future__ import annotations
@@ -38,8 +44,11 @@ def fold(events: Iterable[Event]) -> Call | None:
         if kept is None or e.received_at < kept.received_at:
             unique[e.dedup_key] = e
     evs = sorted(unique.values(), key=_order)
-    if not evs:
+    if all(e.kind is Kind.OTHER for e in evs):
         return None
+    summaries = [e for e in evs if e.kind is Kind.SUMMARY]
+    if summaries:
+        return _from_summary(max(summaries, key=lambda e: (e.received_at, e.dedup_key)))
     first = evs[0]
 
     directions = {e.direction for e in evs if e.direction}
@@ -71,6 +80,7 @@ def fold(events: Iterable[Event]) -> Call | None:
         bool(answers)
         or any(e.kind is Kind.AGENT_TAKEN for e in evs)
         or any(e.answered for e in results)
+        or any(e.answered for e in ends)
     )
 
     waits = sorted(
@@ -127,6 +137,42 @@ def fold(events: Iterable[Event]) -> Call | None:
         disposition=_disposition(answered, results, ends),
         time_from_events=from_events,
         recording_url=recording,
+    )
+
+
+def _from_summary(e: Event) -> Call:
+    """The call a call-detail record describes."""
+    started = e.at if e.at is not None else e.received_at
+    base = e.offered_at or started
+    if e.answered_at is not None:
+        wait_s: float | None = (e.answered_at - base).total_seconds()
+    elif e.ended_at is not None:
+        wait_s = (e.ended_at - base).total_seconds()
+    else:
+        wait_s = None
+    answered = e.answered_at is not None
+    if answered:
+        disposition: Disposition | None = Disposition.ANSWERED
+    elif e.ended_at is not None:
+        disposition = Disposition(e.status) if e.status else Disposition.ABANDONED
+    else:
+        disposition = None
+    return Call(
+        source=e.source,
+        external_id=e.call_key,
+        direction=e.direction or "inbound",
+        line=e.line,
+        queue=e.queue,
+        caller=e.caller,
+        agent=e.agent,
+        started_at=started,
+        answered_at=e.answered_at,
+        ended_at=e.ended_at,
+        wait_s=None if wait_s is None else max(0.0, wait_s),
+        answered=answered,
+        disposition=disposition,
+        time_from_events=e.at is not None,
+        recording_url=e.recording_url,
     )
 
 

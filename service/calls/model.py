@@ -27,6 +27,10 @@ class Kind(StrEnum):
     QUEUE_RESULT = "queue_result"  # the outcome of a wait in a queue
     AGENT_TAKEN = "agent_taken"  # an agent takes the caller out of a queue
     RECORDING = "recording"  # a recording of the call is available
+    # The whole call as a call-detail record describes it (start, offer, answer, end). A
+    # source that sends records sends the call again when it changes: the record received
+    # last describes the call.
+    SUMMARY = "summary"
     OTHER = "other"  # kept for the record, changes nothing
 
 
@@ -64,10 +68,16 @@ class Event:
     agent: str | None = None
     leg: str | None = None  # the agent leg's own id, for agent-leg events
     status: str | None = None  # a Disposition value on ENDED / DIAL_RESULT / QUEUE_RESULT
-    answered: bool | None = None  # on DIAL_RESULT / QUEUE_RESULT
+    # On DIAL_RESULT / QUEUE_RESULT, and on ENDED when the end says an agent had answered
+    # (a PBX that logs « call completed after hold h, talk t »).
+    answered: bool | None = None
     wait_s: float | None = None  # the wait as the source measured it (authoritative)
     duration_s: float | None = None  # leg duration (ENDED) or talk time (DIAL_RESULT)
     recording_url: str | None = None
+    # SUMMARY only: the instants the record gives besides the start (``at``).
+    offered_at: datetime | None = None  # entry in the queue or first offer to agents
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict of the normalised fields (stored beside the raw payload)."""
@@ -85,13 +95,14 @@ class Event:
     def from_json(cls, data: dict[str, Any]) -> Event:
         values = dict(data)
         values["kind"] = Kind(values["kind"])
-        for k in ("at", "received_at"):
+        for k in _INSTANTS:
             if k in values:
                 values[k] = datetime.fromisoformat(values[k])
         return cls(**values)
 
 
 _EVENT_FIELDS = tuple(f.name for f in fields(Event))
+_INSTANTS = ("at", "received_at", "offered_at", "answered_at", "ended_at")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,357 @@
+"""File imports: an Asterisk ``queue_log`` (``decroche import asterisk FILE [--follow]``)
+and call-detail records as CSV (``decroche import csv FILE``).
+
+The same adapters as the webhooks, stored in large batches. Each batch is one transaction
+with the position reached in the file, so an interrupted import resumes where it stopped;
+lines are identified by their content, so importing a file again changes nothing. Refused
+lines go to quarantine with their line number. ``--follow`` keeps reading a live log, across
+rotation (the file renamed and a new one created, or the file truncated in place).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from service.calls.model import Event
+from service.calls.queries import append_events, fold_pending
+from service.privacy import Pseudonymiser
+from webhooks import asterisk, cdr
+from webhooks.errors import Malformed
+
+BATCH = 5000
+KEEP_REASONS = 20
+_PIPE_LINE = re.compile(rb"^\s*\d{9,11}(\.\d+)?\|")
+
+Progress = Callable[[int, int], None]  # (bytes read, lines read) since the last call
+
+
+class UnreadableFile(ValueError):
+    """The file cannot be imported at all (missing columns, not a queue_log)."""
+
+
+@dataclass
+class ImportReport:
+    """What an import did."""
+
+    lines: int = 0  # lines (rows) read in this run
+    new: int = 0  # events stored
+    duplicates: int = 0  # events already stored (a second import)
+    refused: int = 0  # lines quarantined
+    calls: int = 0  # calls folded
+    resumed_from: int | None = None  # the line an interrupted import resumed after
+    rotations: int = 0
+    reasons: list[str] = field(default_factory=list)  # the first refusals, for the user
+
+    def refuse(self, reason: str) -> None:
+        self.refused += 1
+        if len(self.reasons) < KEEP_REASONS:
+            self.reasons.append(reason)
+
+
+@dataclass
+class _Batch:
+    events: list[tuple[Event, dict[str, Any]]] = field(default_factory=list)
+    refused: list[tuple[str, int, str]] = field(default_factory=list)  # reason, line, body
+
+
+async def _store(
+    pool: asyncpg.Pool,
+    source: str,
+    batch: _Batch,
+    position: tuple[str, str, int, int] | None,
+    pseudonymise: Pseudonymiser,
+    report: ImportReport,
+) -> None:
+    """One transaction: the events, the refused lines, the position; then fold."""
+    async with pool.acquire() as conn, conn.transaction():
+        new = await append_events(conn, batch.events) if batch.events else set()
+        if batch.refused:
+            await conn.executemany(
+                "INSERT INTO quarantine (source, reason, content_type, line_no, body) "
+                "VALUES ($1, $2, 'text/plain', $3, $4)",
+                [(source, reason, no, body) for reason, no, body in batch.refused],
+            )
+        if position is not None:
+            path, fingerprint, offset, line_no = position
+            await conn.execute(
+                "INSERT INTO import_files (source, path, fingerprint, byte_offset, line_no) "
+                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (source, path) DO UPDATE SET "
+                "fingerprint = EXCLUDED.fingerprint, byte_offset = EXCLUDED.byte_offset, "
+                "line_no = EXCLUDED.line_no, updated_at = now()",
+                source,
+                path,
+                fingerprint,
+                offset,
+                line_no,
+            )
+    report.new += len(new)
+    report.duplicates += len(batch.events) - len(new)
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            n = await fold_pending(conn, 2000, pseudonymise)
+        report.calls += n
+        if n < 2000:
+            return
+
+
+# --- Asterisk queue_log -------------------------------------------------------------------
+
+
+class _LogFile:
+    """A queue_log being read: its handle, position and spelling (file or table export)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.key = os.path.realpath(path)  # where the position is kept
+        self.handle: IO[bytes] = path.open("rb")
+        self.inode = os.fstat(self.handle.fileno()).st_ino
+        self.offset = 0
+        self.line_no = 0
+        self.fingerprint: str | None = None
+        self.header: list[str] | None = None  # column names of a table export
+        self.delimiter = "|"
+
+    def close(self) -> None:
+        self.handle.close()
+
+    def identify(self) -> bool:
+        """Read the first line to know the file and its spelling; False while it is not
+        complete yet (a live file just created)."""
+        self.handle.seek(0)
+        first = self.handle.readline()
+        if not first.endswith(b"\n"):
+            self.handle.seek(0)
+            return False
+        self.fingerprint = hashlib.blake2b(first, digest_size=16).hexdigest()
+        if _PIPE_LINE.match(first):
+            self.header = None
+            self.handle.seek(0)
+            return True
+        text = first.decode("utf-8-sig", errors="replace").strip()
+        for delimiter in ("\t", ";", ",", "|"):
+            names = [n.strip().strip('"').lower() for n in text.split(delimiter)]
+            if "callid" in names and "event" in names:
+                self.header, self.delimiter = names, delimiter
+                self.offset, self.line_no = len(first), 1
+                return True
+        raise UnreadableFile(
+            f"{self.path}: neither a queue_log file (epoch|callid|queue|agent|EVENT|…) nor a "
+            f"queue_log table export with a header naming callid and event"
+        )
+
+    def replaced(self) -> bool:
+        """True when the file's first line is no longer the one it had: emptied in place
+        and written again between two looks."""
+        head = os.pread(self.handle.fileno(), 4096, 0)
+        end = head.find(b"\n")
+        if end < 0:
+            return bool(self.fingerprint) and len(head) < 4096
+        first = head[: end + 1]
+        return hashlib.blake2b(first, digest_size=16).hexdigest() != self.fingerprint
+
+    def lines(self, limit: int, final: bool) -> Iterator[tuple[int, bytes]]:
+        """Up to ``limit`` complete lines from the position, with their numbers. A last line
+        without its newline is left for later unless ``final`` (the writer is done with it)."""
+        for _ in range(limit):
+            raw = self.handle.readline()
+            if not raw:
+                return
+            if not raw.endswith(b"\n") and not final:
+                self.handle.seek(self.offset)
+                return
+            self.offset += len(raw)
+            self.line_no += 1
+            yield self.line_no, raw
+
+    def parse(
+        self, raw: bytes, tz: ZoneInfo, received_at: datetime
+    ) -> tuple[Event, dict[str, Any]]:
+        text = raw.decode("utf-8", errors="strict").rstrip("\r\n")
+        if self.header is None:
+            return asterisk.to_event(asterisk.parse_line(text), received_at), {"line": text}
+        values = next(csv.reader([text], delimiter=self.delimiter))
+        if len(values) > len(self.header):
+            raise Malformed(f"{len(values)} columns where the header names {len(self.header)}")
+        row = dict(zip(self.header, values, strict=False))
+        return asterisk.to_event(asterisk.parse_row(row, tz), received_at), row
+
+
+async def _saved_position(pool: asyncpg.Pool, source: str, path: str) -> asyncpg.Record | None:
+    return await pool.fetchrow(
+        "SELECT fingerprint, byte_offset, line_no FROM import_files "
+        "WHERE source = $1 AND path = $2",
+        source,
+        path,
+    )
+
+
+async def import_asterisk(
+    pool: asyncpg.Pool,
+    path: Path,
+    tz: ZoneInfo,
+    pseudonymise: Pseudonymiser,
+    *,
+    follow: bool = False,
+    progress: Progress | None = None,
+    stop: asyncio.Event | None = None,
+    poll_s: float = 0.5,
+    batch_size: int = BATCH,
+) -> ImportReport:
+    """Import a queue_log file (resuming where a previous run stopped); with ``follow``,
+    keep reading it as it grows, across rotation, until ``stop`` is set."""
+    report = ImportReport()
+    log = _LogFile(path)
+    key = log.key
+    try:
+        while not log.identify():
+            if not follow or await _stopped(stop, poll_s):
+                return report
+        saved = await _saved_position(pool, asterisk.SOURCE, key)
+        size = os.fstat(log.handle.fileno()).st_size
+        if saved and saved["fingerprint"] == log.fingerprint and saved["byte_offset"] <= size:
+            log.handle.seek(saved["byte_offset"])
+            log.offset, log.line_no = saved["byte_offset"], saved["line_no"]
+            report.resumed_from = log.line_no
+        while True:
+            read_from = log.offset
+            batch = _Batch()
+            now = datetime.now(UTC)
+            for no, raw in log.lines(batch_size, final=not follow):
+                if not raw.strip():
+                    continue
+                report.lines += 1
+                try:
+                    batch.events.append(log.parse(raw, tz, now))
+                except (Malformed, UnicodeDecodeError, csv.Error) as exc:
+                    reason = f"{path.name} line {no}: {exc}"
+                    report.refuse(reason)
+                    batch.refused.append((reason, no, raw.decode("utf-8", "replace")))
+            if log.offset > read_from:
+                assert log.fingerprint is not None
+                position = (key, log.fingerprint, log.offset, log.line_no)
+                await _store(pool, asterisk.SOURCE, batch, position, pseudonymise, report)
+                if progress is not None:
+                    progress(log.offset - read_from, len(batch.events) + len(batch.refused))
+                continue
+            if not follow:
+                return report
+            # At the end of what is written: rotated, truncated, or waiting for more.
+            if _rotated(log):
+                for no, raw in log.lines(1, final=True):  # a last line left unfinished
+                    batch = _Batch()
+                    try:
+                        batch.events.append(log.parse(raw, tz, datetime.now(UTC)))
+                    except (Malformed, UnicodeDecodeError, csv.Error) as exc:
+                        reason = f"{path.name} line {no}: {exc}"
+                        report.refuse(reason)
+                        batch.refused.append((reason, no, raw.decode("utf-8", "replace")))
+                    await _store(pool, asterisk.SOURCE, batch, None, pseudonymise, report)
+                log.close()
+                log = _LogFile(path)
+                report.rotations += 1
+                while not log.identify():
+                    if await _stopped(stop, poll_s):
+                        return report
+                continue
+            if os.stat(path).st_size < log.offset or log.replaced():
+                # Truncated in place (copytruncate), perhaps already written again.
+                log.handle.seek(0)
+                log.offset = log.line_no = 0
+                report.rotations += 1
+                log.identify()
+                continue
+            if await _stopped(stop, poll_s):
+                return report
+    finally:
+        log.close()
+
+
+def _rotated(log: _LogFile) -> bool:
+    """True when the path now names another file (renamed away and created again)."""
+    try:
+        return os.stat(log.path).st_ino != log.inode
+    except FileNotFoundError:
+        return False  # renamed, not yet created again: keep waiting on the old one
+
+
+async def _stopped(stop: asyncio.Event | None, wait_s: float) -> bool:
+    if stop is None:
+        await asyncio.sleep(wait_s)
+        return False
+    try:
+        await asyncio.wait_for(stop.wait(), wait_s)
+    except TimeoutError:
+        return False
+    return True
+
+
+# --- CDR as CSV ---------------------------------------------------------------------------
+
+
+def _sniff(header: str) -> str:
+    counts = {d: header.count(d) for d in (";", ",", "\t")}
+    return max(counts, key=lambda d: counts[d])
+
+
+async def import_cdr_csv(
+    pool: asyncpg.Pool,
+    path: Path,
+    tz: ZoneInfo,
+    pseudonymise: Pseudonymiser,
+    *,
+    progress: Progress | None = None,
+    batch_size: int = BATCH,
+) -> ImportReport:
+    """Import call-detail records from a CSV file with the webhook's column names
+    (separated by commas, semicolons or tabs; UTF-8, with or without BOM; one record per
+    line). Unknown columns are ignored."""
+    report = ImportReport()
+    with path.open("rb") as handle:
+        first = handle.readline()
+        header = first.decode("utf-8-sig", errors="replace")
+        delimiter = _sniff(header)
+        names = [n.strip().lower() for n in next(csv.reader([header], delimiter=delimiter))]
+        missing = [n for n in ("id", "started_at") if n not in names]
+        if missing:
+            raise UnreadableFile(
+                f"{path}: the header has no column {', '.join(missing)} "
+                f"(expected columns: {', '.join(cdr.FIELDS)})"
+            )
+        no, batch, read = 1, _Batch(), len(first)
+        now = datetime.now(UTC)
+        for raw in handle:
+            no += 1
+            read += len(raw)
+            if not raw.strip():
+                continue
+            report.lines += 1
+            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            try:
+                values = next(csv.reader([text], delimiter=delimiter))
+                row = {k: v for k, v in zip(names, values, strict=False) if k in cdr.FIELDS}
+                batch.events.append((cdr.parse(row, now, tz), row))
+            except (Malformed, csv.Error) as exc:
+                reason = f"{path.name} line {no}: {exc}"
+                report.refuse(reason)
+                batch.refused.append((reason, no, text))
+            if len(batch.events) + len(batch.refused) >= batch_size:
+                await _store(pool, cdr.SOURCE, batch, None, pseudonymise, report)
+                if progress is not None:
+                    progress(read, len(batch.events) + len(batch.refused))
+                batch, read = _Batch(), 0
+        await _store(pool, cdr.SOURCE, batch, None, pseudonymise, report)
+        if progress is not None:
+            progress(read, len(batch.events) + len(batch.refused))
+    return report
