@@ -368,3 +368,64 @@ def test_the_file_in_the_tests_is_a_real_queue_log() -> None:
         except Malformed:
             bad += 1
     assert bad == 4
+
+
+async def test_the_table_export_is_the_same_log(
+    db: asyncpg.Connection, client: TestClient[Any, Any], tmp_path: Path
+) -> None:
+    """The database variant (local times with microseconds, data1..data5), exported as CSV,
+    holds the same deliveries as the file: importing both stores each line once."""
+    pool = client.app[DB_POOL]
+    await import_asterisk(pool, FREEPBX, PARIS, PSEUDO)
+    before = await db.fetchval("SELECT count(*) FROM events")
+    export = tmp_path / "queue_log.csv"
+    rows = ["time,callid,queuename,agent,event,data1,data2,data3,data4,data5"]
+    for text in FREEPBX.read_text().splitlines():
+        try:
+            event(text)  # only the lines the file import accepted
+        except Malformed:
+            continue
+        line = asterisk.parse_line(text)
+        local = line.at.astimezone(PARIS).replace(tzinfo=None)
+        data = [*line.args, "", "", "", "", ""][:5]
+        fields = [f"{local:%Y-%m-%d %H:%M:%S}.000000", line.callid, line.queue, line.agent]
+        rows.append(",".join(f'"{v}"' for v in [*fields, line.event, *data]))
+    export.write_text("\n".join(rows) + "\n")
+    report = await import_asterisk(pool, export, PARIS, PSEUDO)
+    assert (report.lines, report.new, report.refused) == (46, 0, 0), report.reasons
+    assert report.duplicates == 46
+    assert await db.fetchval("SELECT count(*) FROM events") == before
+
+
+async def test_small_batches_fold_every_call_as_one_batch_does(
+    db: asyncpg.Connection,
+    client: TestClient[Any, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Storing and folding overlap, and calls whose lines are far apart are read back: in
+    batches of 37 lines (calls spread over many batches), the calls come out the same."""
+    from service.demo.pbx import queue_log
+    from service.demo.traffic import TrafficGenerator
+
+    pool = client.app[DB_POOL]
+    gen = TrafficGenerator(M, seed=4)
+    calls = gen.day(DAY) + gen.day(date(2026, 11, 20))
+    log = tmp_path / "queue_log"
+    log.write_text("".join(line + "\n" for line in queue_log(calls, M, seed=2)))
+
+    async def imported(batch_size: int) -> dict[str, tuple[Any, ...]]:
+        await db.execute("TRUNCATE events, calls, fold_queue, import_files")
+        report = await import_asterisk(pool, log, PARIS, PSEUDO, batch_size=batch_size)
+        assert report.refused == 0
+        assert await db.fetchval("SELECT count(*) FROM fold_queue") == 0
+        rows = await db.fetch(
+            "SELECT external_id, started_at, answered, wait_s, ended_at, disposition FROM calls"
+        )
+        return {r["external_id"]: tuple(r.values()) for r in rows}
+
+    whole = await imported(5000)
+    assert len(whole) == len(calls)
+    # Folded a few calls at a time too, so storing goes on between two folds.
+    monkeypatch.setattr("webhooks.imports._Writer.FOLD_BATCH", 7)
+    assert await imported(37) == whole

@@ -39,7 +39,7 @@ _EPOCH_MIN, _EPOCH_MAX = 946_684_800, 4_102_444_800  # 2000-01-01 .. 2100-01-01
 DATA_COLUMNS = ("data1", "data2", "data3", "data4", "data5")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see Event
 class QueueLogLine:
     """One ``queue_log`` line, whichever spelling it came in."""
 
@@ -49,31 +49,44 @@ class QueueLogLine:
     agent: str
     event: str
     args: tuple[str, ...]
+    # Identifies the line: the same line read twice (a second import, a resent POST) is a
+    # duplicate. A hash of its fields, the time written to the microsecond.
+    key: str
 
-    def key(self) -> str:
-        """Identifies the line: the same line read twice (a second import, a resent POST)
-        is a duplicate."""
-        head = (f"{self.at.timestamp():.6f}", self.callid, self.queue, self.agent, self.event)
-        text = "|".join((*head, *self.args))
-        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+def _key(
+    seconds: str, callid: str, queue: str, agent: str, event: str, args: tuple[str, ...]
+) -> str:
+    text = "|".join((seconds, callid, queue, agent, event, *args))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 # --- reading ------------------------------------------------------------------------------
 
+# Lines of one call share their second: the instant is worked out once per second written.
+_INSTANTS: dict[str, tuple[datetime, str]] = {}
 
-def _epoch(value: str, where: str) -> datetime:
+
+def _epoch(value: str, where: str) -> tuple[datetime, str]:
+    """The instant of a Unix time, and its canonical spelling (for the line's key)."""
+    known = _INSTANTS.get(value)
+    if known is not None:
+        return known
     try:
         seconds = float(value)
     except ValueError:
         raise Malformed(f"{where} is not a Unix time: {value[:40]!r}") from None
     if not _EPOCH_MIN <= seconds < _EPOCH_MAX:
         raise Malformed(f"{where} is out of range (years 2000 to 2099): {value[:40]!r}")
-    return datetime.fromtimestamp(seconds, UTC)
+    if len(_INSTANTS) > 10_000:
+        _INSTANTS.clear()
+    known = _INSTANTS[value] = (datetime.fromtimestamp(seconds, UTC), f"{seconds:.6f}")
+    return known
 
 
 def _fields(callid: str, queue: str, agent: str, event: str) -> tuple[str, str, str, str]:
     callid, queue, agent, event = callid.strip(), queue.strip(), agent.strip(), event.strip()
-    if not _EVENT.match(event):
+    if event not in _KNOWN and not _EVENT.match(event):
         raise Malformed(f"event is not a queue_log event name: {event[:40]!r}")
     if len(callid) > 128 or len(queue) > 128 or len(agent) > 256:
         raise Malformed("callid, queue or agent is too long")
@@ -88,22 +101,26 @@ def parse_line(text: str) -> QueueLogLine:
             f"expected at least 5 fields separated by '|' (epoch|callid|queue|agent|EVENT), "
             f"found {len(parts)}"
         )
-    at = _epoch(parts[0].strip(), "the first field (time)")
-    callid, queue, agent, event = _fields(*parts[1:5])
-    return QueueLogLine(at, callid, queue, agent, event, _trim(parts[5:]))
+    at, seconds = _epoch(parts[0].strip(), "the first field (time)")
+    callid, queue, agent, event = _fields(parts[1], parts[2], parts[3], parts[4])
+    args = _trim(parts[5:])
+    return QueueLogLine(
+        at, callid, queue, agent, event, args, _key(seconds, callid, queue, agent, event, args)
+    )
 
 
 def _trim(args: list[str]) -> tuple[str, ...]:
     """Arguments without the empty ones at the end (the database pads to five)."""
-    while args and not args[-1]:
-        args = args[:-1]
-    return tuple(args)
+    end = len(args)
+    while end and not args[end - 1]:
+        end -= 1
+    return tuple(args[:end])
 
 
 def _row_time(value: str, tz: ZoneInfo) -> datetime:
     value = value.strip()
     if value.replace(".", "", 1).isdigit():
-        return _epoch(value, "column time")
+        return _epoch(value, "column time")[0]
     try:
         at = datetime.fromisoformat(value)
     except ValueError:
@@ -134,10 +151,12 @@ def parse_row(row: Mapping[str, Any], tz: ZoneInfo) -> QueueLogLine:
         col("callid"), col("queuename", False) or col("queue", False), col("agent"), col("event")
     )
     if any(c in row for c in DATA_COLUMNS):
-        args = [col(c, False) for c in DATA_COLUMNS]
+        data = [col(c, False) for c in DATA_COLUMNS]
     else:
-        args = col("data", False).split("|")
-    return QueueLogLine(at, callid, queue, agent, event, _trim([a.strip() for a in args]))
+        data = col("data", False).split("|")
+    args = _trim([a.strip() for a in data])
+    key = _key(f"{at.timestamp():.6f}", callid, queue, agent, event, args)
+    return QueueLogLine(at, callid, queue, agent, event, args, key)
 
 
 # --- meaning ------------------------------------------------------------------------------
@@ -190,11 +209,14 @@ _COMPLETED = {
     "ATTENDEDTRANSFER": (2, 3),
     "TRANSFER": (2, 3),
 }
+_KNOWN = frozenset(
+    {"ENTERQUEUE", "DID", "CONNECT", "RINGNOANSWER", "RINGCANCELED", *_LEFT, *_REFUSED, *_COMPLETED}
+)
 
 
 def to_event(line: QueueLogLine, received_at: datetime) -> Event:
     """The normalised event of one line; raises :class:`Malformed` on bad arguments."""
-    key = line.key()
+    key = line.key
     queue = None if line.queue in _NO_CALL else line.queue
     agent = None if line.agent in _NO_CALL else line.agent
     if line.callid in _NO_CALL:

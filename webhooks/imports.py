@@ -11,11 +11,12 @@ rotation (the file renamed and a new one created, or the file truncated in place
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import hashlib
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from service.calls.model import Event
-from service.calls.queries import append_events, fold_pending
+from service.calls.queries import append_events_counted, fold_known, fold_pending
 from service.privacy import Pseudonymiser
 from webhooks import asterisk, cdr
 from webhooks.errors import Malformed
@@ -66,44 +67,178 @@ class _Batch:
     refused: list[tuple[str, int, str]] = field(default_factory=list)  # reason, line, body
 
 
-async def _store(
-    pool: asyncpg.Pool,
-    source: str,
-    batch: _Batch,
-    position: tuple[str, str, int, int] | None,
-    pseudonymise: Pseudonymiser,
-    report: ImportReport,
-) -> None:
-    """One transaction: the events, the refused lines, the position; then fold."""
-    async with pool.acquire() as conn, conn.transaction():
-        new = await append_events(conn, batch.events) if batch.events else set()
-        if batch.refused:
-            await conn.executemany(
-                "INSERT INTO quarantine (source, reason, content_type, line_no, body) "
-                "VALUES ($1, $2, 'text/plain', $3, $4)",
-                [(source, reason, no, body) for reason, no, body in batch.refused],
-            )
-        if position is not None:
-            path, fingerprint, offset, line_no = position
-            await conn.execute(
+class _Writer:
+    """Stores batches in order while the next one is being read, and folds their calls
+    beside: reading, storing and folding overlap (PostgreSQL works while Python parses).
+
+    Each batch is one transaction: its events, its refused lines and the file position
+    reached, so the position never runs ahead of what is stored.
+    """
+
+    FOLD_BATCH = 2000
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        source: str,
+        pseudonymise: Pseudonymiser,
+        report: ImportReport,
+        progress: Progress | None,
+    ) -> None:
+        self._pool = pool
+        self._source = source
+        self._pseudonymise = pseudonymise
+        self._report = report
+        self._progress = progress
+        self._queue: asyncio.Queue[tuple[int, _Batch, tuple[str, str, int, int] | None, int] | None]
+        self._queue = asyncio.Queue(maxsize=3)
+        self._stored = asyncio.Event()
+        self._folding = asyncio.Lock()
+        self._done = False
+        # The events of the calls stored lately, by call, most recent last: they are
+        # folded from here rather than read back (see fold_known).
+        self._recent: dict[str, dict[str, Event]] = {}
+        self._age: dict[str, int] = {}
+        self._batches = 0
+        self._to_fold: set[str] = set()
+        # The file position is written once every batch before it is stored, so it never
+        # runs ahead of the data. (One storing connection: two were slower here, waiting on
+        # each other's marks of the same calls.)
+        self._sequence = 0
+        self._finished: dict[int, tuple[str, str, int, int] | None] = {}
+        self._next = 0
+        self._positions = asyncio.Lock()
+        self._tasks = [
+            asyncio.create_task(self._store_forever()),
+            asyncio.create_task(self._fold_forever()),
+        ]
+
+    async def put(
+        self, batch: _Batch, position: tuple[str, str, int, int] | None, size: int = 0
+    ) -> None:
+        """Queue a batch (``size``: the bytes it covers, for the progress bar); waits while
+        two are already waiting, so memory stays bounded."""
+        self._sequence += 1
+        await self._until(self._queue.put((self._sequence - 1, batch, position, size)))
+
+    async def flush(self) -> None:
+        """Return once everything queued is stored and folded."""
+        await self._until(self._queue.join())
+        await self._fold_all()
+
+    async def close(self) -> None:
+        self._done = True
+        self._stored.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _until(self, step: Coroutine[Any, Any, None]) -> None:
+        """Run ``step`` unless the writer fails first; its error is raised here, in the
+        reader (a queue whose writer died would otherwise wait forever)."""
+        waiting = asyncio.ensure_future(step)
+        await asyncio.wait([waiting, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+        for task in self._tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                waiting.cancel()
+                await task
+        await waiting
+
+    async def _store_forever(self) -> None:
+        while True:
+            item = await self._queue.get()
+            try:
+                assert item is not None
+                await self._store(*item)
+            finally:
+                self._queue.task_done()
+            self._stored.set()
+
+    async def _store(
+        self, seq: int, batch: _Batch, position: tuple[str, str, int, int] | None, size: int
+    ) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            new = await append_events_counted(conn, batch.events) if batch.events else 0
+            if batch.refused:
+                await conn.executemany(
+                    "INSERT INTO quarantine (source, reason, content_type, line_no, body) "
+                    "VALUES ($1, $2, 'text/plain', $3, $4)",
+                    [(self._source, reason, no, body) for reason, no, body in batch.refused],
+                )
+        self._report.new += new
+        self._report.duplicates += len(batch.events) - new
+        self._remember(batch.events)
+        if self._progress is not None:
+            self._progress(size, len(batch.events) + len(batch.refused))
+        await self._advance(seq, position)
+
+    async def _advance(self, seq: int, position: tuple[str, str, int, int] | None) -> None:
+        """Write the furthest position up to which every batch is stored."""
+        self._finished[seq] = position
+        async with self._positions:
+            reached = None
+            while self._next in self._finished:
+                reached = self._finished.pop(self._next) or reached
+                self._next += 1
+            if reached is None:
+                return
+            path, fingerprint, offset, line_no = reached
+            await self._pool.execute(
                 "INSERT INTO import_files (source, path, fingerprint, byte_offset, line_no) "
                 "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (source, path) DO UPDATE SET "
                 "fingerprint = EXCLUDED.fingerprint, byte_offset = EXCLUDED.byte_offset, "
                 "line_no = EXCLUDED.line_no, updated_at = now()",
-                source,
+                self._source,
                 path,
                 fingerprint,
                 offset,
                 line_no,
             )
-    report.new += len(new)
-    report.duplicates += len(batch.events) - len(new)
-    while True:
-        async with pool.acquire() as conn, conn.transaction():
-            n = await fold_pending(conn, 2000, pseudonymise)
-        report.calls += n
-        if n < 2000:
-            return
+
+    KEEP_BATCHES = 3  # a call whose lines stop for this long is read back if it resumes
+
+    def _remember(self, events: list[tuple[Event, dict[str, Any]]]) -> None:
+        self._batches += 1
+        for event, _ in events:
+            key = event.call_key
+            held = self._recent.pop(key, None) or {}
+            held[event.dedup_key] = event
+            self._recent[key] = held  # re-inserted: the dict stays in order of last use
+            self._age[key] = self._batches
+            self._to_fold.add(key)
+        # Memory stays bounded: older calls are forgotten even when not folded yet (the
+        # fold then reads them back).
+        for key in list(self._recent):
+            if self._age[key] > self._batches - self.KEEP_BATCHES:
+                break
+            del self._recent[key], self._age[key]
+
+    async def _fold_forever(self) -> None:
+        while not self._done:
+            await self._stored.wait()
+            self._stored.clear()
+            await self._fold_all()
+
+    async def _fold_all(self) -> None:
+        # One folder at a time: a flush must not find the marks taken by the background
+        # fold (skipped as locked) and return before those calls are written.
+        async with self._folding:
+            # Taken now, before any wait: storing goes on meanwhile and forgets old calls.
+            held = [(k, list(self._recent[k].values())) for k in self._to_fold if k in self._recent]
+            self._to_fold = set()
+            for i in range(0, len(held), self.FOLD_BATCH):
+                known = dict(held[i : i + self.FOLD_BATCH])
+                async with self._pool.acquire() as conn, conn.transaction():
+                    n = await fold_known(conn, self._source, known, self._pseudonymise)
+                self._report.calls += n
+            while True:  # anything else marked (calls held elsewhere)
+                async with self._pool.acquire() as conn, conn.transaction():
+                    n = await fold_pending(conn, self.FOLD_BATCH, self._pseudonymise)
+                self._report.calls += n
+                if n < self.FOLD_BATCH:
+                    return
 
 
 # --- Asterisk queue_log -------------------------------------------------------------------
@@ -197,6 +332,25 @@ async def _saved_position(pool: asyncpg.Pool, source: str, path: str) -> asyncpg
     )
 
 
+def _read_batch(
+    log: _LogFile, limit: int, final: bool, tz: ZoneInfo, report: ImportReport
+) -> _Batch:
+    """Parse up to ``limit`` lines from the log's position; refused lines are set aside."""
+    batch = _Batch()
+    now = datetime.now(UTC)
+    for no, raw in log.lines(limit, final):
+        if not raw.strip():
+            continue
+        report.lines += 1
+        try:
+            batch.events.append(log.parse(raw, tz, now))
+        except (Malformed, UnicodeDecodeError, csv.Error) as exc:
+            reason = f"{log.path.name} line {no}: {exc}"
+            report.refuse(reason)
+            batch.refused.append((reason, no, raw.decode("utf-8", "replace")))
+    return batch
+
+
 async def import_asterisk(
     pool: asyncpg.Pool,
     path: Path,
@@ -213,12 +367,12 @@ async def import_asterisk(
     keep reading it as it grows, across rotation, until ``stop`` is set."""
     report = ImportReport()
     log = _LogFile(path)
-    key = log.key
+    writer = _Writer(pool, asterisk.SOURCE, pseudonymise, report, progress)
     try:
         while not log.identify():
             if not follow or await _stopped(stop, poll_s):
                 return report
-        saved = await _saved_position(pool, asterisk.SOURCE, key)
+        saved = await _saved_position(pool, asterisk.SOURCE, log.key)
         size = os.fstat(log.handle.fileno()).st_size
         if saved and saved["fingerprint"] == log.fingerprint and saved["byte_offset"] <= size:
             log.handle.seek(saved["byte_offset"])
@@ -226,38 +380,19 @@ async def import_asterisk(
             report.resumed_from = log.line_no
         while True:
             read_from = log.offset
-            batch = _Batch()
-            now = datetime.now(UTC)
-            for no, raw in log.lines(batch_size, final=not follow):
-                if not raw.strip():
-                    continue
-                report.lines += 1
-                try:
-                    batch.events.append(log.parse(raw, tz, now))
-                except (Malformed, UnicodeDecodeError, csv.Error) as exc:
-                    reason = f"{path.name} line {no}: {exc}"
-                    report.refuse(reason)
-                    batch.refused.append((reason, no, raw.decode("utf-8", "replace")))
+            batch = _read_batch(log, batch_size, not follow, tz, report)
             if log.offset > read_from:
                 assert log.fingerprint is not None
-                position = (key, log.fingerprint, log.offset, log.line_no)
-                await _store(pool, asterisk.SOURCE, batch, position, pseudonymise, report)
-                if progress is not None:
-                    progress(log.offset - read_from, len(batch.events) + len(batch.refused))
+                position = (log.key, log.fingerprint, log.offset, log.line_no)
+                await writer.put(batch, position, log.offset - read_from)
                 continue
+            # At the end of what is written: everything read is stored and folded (a
+            # followed log shows its calls live), then rotated, truncated or waiting.
+            await writer.flush()
             if not follow:
                 return report
-            # At the end of what is written: rotated, truncated, or waiting for more.
             if _rotated(log):
-                for no, raw in log.lines(1, final=True):  # a last line left unfinished
-                    batch = _Batch()
-                    try:
-                        batch.events.append(log.parse(raw, tz, datetime.now(UTC)))
-                    except (Malformed, UnicodeDecodeError, csv.Error) as exc:
-                        reason = f"{path.name} line {no}: {exc}"
-                        report.refuse(reason)
-                        batch.refused.append((reason, no, raw.decode("utf-8", "replace")))
-                    await _store(pool, asterisk.SOURCE, batch, None, pseudonymise, report)
+                await writer.put(_read_batch(log, 1, True, tz, report), None)  # unfinished
                 log.close()
                 log = _LogFile(path)
                 report.rotations += 1
@@ -275,6 +410,7 @@ async def import_asterisk(
             if await _stopped(stop, poll_s):
                 return report
     finally:
+        await writer.close()
         log.close()
 
 
@@ -318,6 +454,17 @@ async def import_cdr_csv(
     (separated by commas, semicolons or tabs; UTF-8, with or without BOM; one record per
     line). Unknown columns are ignored."""
     report = ImportReport()
+    writer = _Writer(pool, cdr.SOURCE, pseudonymise, report, progress)
+    try:
+        await _read_cdr_csv(path, tz, writer, report, batch_size)
+    finally:
+        await writer.close()
+    return report
+
+
+async def _read_cdr_csv(
+    path: Path, tz: ZoneInfo, writer: _Writer, report: ImportReport, batch_size: int
+) -> None:
     with path.open("rb") as handle:
         first = handle.readline()
         header = first.decode("utf-8-sig", errors="replace")
@@ -347,11 +494,7 @@ async def import_cdr_csv(
                 report.refuse(reason)
                 batch.refused.append((reason, no, text))
             if len(batch.events) + len(batch.refused) >= batch_size:
-                await _store(pool, cdr.SOURCE, batch, None, pseudonymise, report)
-                if progress is not None:
-                    progress(read, len(batch.events) + len(batch.refused))
+                await writer.put(batch, None, read)
                 batch, read = _Batch(), 0
-        await _store(pool, cdr.SOURCE, batch, None, pseudonymise, report)
-        if progress is not None:
-            progress(read, len(batch.events) + len(batch.refused))
-    return report
+        await writer.put(batch, None, read)
+        await writer.flush()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,11 +16,13 @@ from service.privacy.pseudonyms import canonical, is_number
 
 _INSERT_EVENTS = """
 WITH ins AS (
+    -- One JSON parameter rather than eight arrays: PostgreSQL reads it in C, where asyncpg
+    -- would check every element of every array in Python (a third of a bulk import's time).
     INSERT INTO events (source, call_key, dedup_key, kind, occurred_at, received_at, norm,
                         payload)
-    SELECT s, c, d, k, o, r, n::json, p::json
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
-                $6::timestamptz[], $7::text[], $8::text[]) AS t(s, c, d, k, o, r, n, p)
+    SELECT s, c, d, k, o, r, n, p
+    FROM json_to_recordset($1::json)
+        AS e(s text, c text, d text, k text, o timestamptz, r timestamptz, n json, p json)
     ON CONFLICT (source, dedup_key) DO NOTHING
     RETURNING source, call_key, dedup_key
 ), marked AS (
@@ -30,8 +32,9 @@ WITH ins AS (
     SELECT DISTINCT source, call_key FROM ins ORDER BY source, call_key
     ON CONFLICT (source, call_key) DO UPDATE SET enqueued_at = fold_queue.enqueued_at
 )
-SELECT source, dedup_key FROM ins
 """
+_NEW_KEYS = _INSERT_EVENTS + "SELECT source, dedup_key FROM ins"  # noqa: S608 - constants
+_NEW_COUNT = _INSERT_EVENTS + "SELECT count(*) FROM ins"  # noqa: S608 - constants
 
 _TAKE_FOLDS = """
 DELETE FROM fold_queue
@@ -51,10 +54,13 @@ _UPSERT_CALLS = """
 INSERT INTO calls (source, external_id, direction, line, queue, caller_hash, caller_last2,
                    caller_number, agent, started_at, answered_at, ended_at, wait_s, answered,
                    disposition, time_from_events, recording_url)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[],
-                     $12::timestamptz[], $13::float8[], $14::bool[], $15::text[], $16::bool[],
-                     $17::text[])
+SELECT * FROM json_to_recordset($1::json) AS c(
+    source text, external_id text, direction text, line text, queue text, caller_hash text,
+    caller_last2 text, caller_number text, agent text, started_at timestamptz,
+    answered_at timestamptz, ended_at timestamptz, wait_s float8, answered bool,
+    disposition text, time_from_events bool, recording_url text)
+-- Rows in key order: concurrent folders of the same calls wait rather than deadlock.
+ORDER BY source, external_id
 ON CONFLICT (source, external_id) DO UPDATE SET
     direction = EXCLUDED.direction, line = EXCLUDED.line, queue = EXCLUDED.queue,
     caller_hash = EXCLUDED.caller_hash, caller_last2 = EXCLUDED.caller_last2,
@@ -71,6 +77,27 @@ ON CONFLICT (source, external_id) DO UPDATE SET
 CALLS_CHANNEL = "decroche_calls"
 
 
+def _event_rows(events: Sequence[tuple[Event, dict[str, Any]]]) -> str:
+    # Rows are written in one global order (events by key, marks by call), so concurrent
+    # appends from several instances wait on each other at worst, never deadlock.
+    events = sorted(events, key=lambda pair: (pair[0].source, pair[0].dedup_key))
+    return orjson.dumps(
+        [
+            {
+                "s": e.source,
+                "c": e.call_key,
+                "d": e.dedup_key,
+                "k": e.kind,
+                "o": e.at,
+                "r": e.received_at,
+                "n": e.as_dict(),
+                "p": p,
+            }
+            for e, p in events
+        ]
+    ).decode()
+
+
 async def append_events(
     conn: asyncpg.Connection | asyncpg.Pool, events: Sequence[tuple[Event, dict[str, Any]]]
 ) -> set[tuple[str, str]]:
@@ -80,21 +107,15 @@ async def append_events(
     waiting on each other. Returns the (source, dedup_key) pairs that were new; the others
     were duplicates and changed nothing.
     """
-    # Rows are written in one global order (events by key, marks by call), so concurrent
-    # appends from several instances wait on each other at worst, never deadlock.
-    events = sorted(events, key=lambda pair: (pair[0].source, pair[0].dedup_key))
-    rows = await conn.fetch(
-        _INSERT_EVENTS,
-        [e.source for e, _ in events],
-        [e.call_key for e, _ in events],
-        [e.dedup_key for e, _ in events],
-        [e.kind.value for e, _ in events],
-        [e.at for e, _ in events],
-        [e.received_at for e, _ in events],
-        [orjson.dumps(e.to_json()).decode() for e, _ in events],
-        [orjson.dumps(p).decode() for _, p in events],
-    )
+    rows = await conn.fetch(_NEW_KEYS, _event_rows(events))
     return {(r["source"], r["dedup_key"]) for r in rows}
+
+
+async def append_events_counted(
+    conn: asyncpg.Connection, events: Sequence[tuple[Event, dict[str, Any]]]
+) -> int:
+    """:func:`append_events` for bulk imports: returns only how many events were new."""
+    return int(await conn.fetchval(_NEW_COUNT, _event_rows(events)))
 
 
 async def fold_pending(conn: asyncpg.Connection, limit: int, pseudonymise: Pseudonymiser) -> int:
@@ -110,6 +131,52 @@ async def fold_pending(conn: asyncpg.Connection, limit: int, pseudonymise: Pseud
     if keys:
         await refold(conn, keys, pseudonymise)
     return len(keys)
+
+
+_TAKE_KNOWN = """
+DELETE FROM fold_queue
+WHERE ctid IN (SELECT ctid FROM fold_queue WHERE source = $1 AND call_key = ANY($2::text[])
+               FOR UPDATE SKIP LOCKED)
+RETURNING call_key
+"""
+
+_STORED_COUNTS = """
+SELECT call_key, count(*) AS n FROM events
+WHERE source = $1 AND call_key = ANY($2::text[]) GROUP BY call_key
+"""
+
+
+async def fold_known(
+    conn: asyncpg.Connection,
+    source: str,
+    known: Mapping[str, Collection[Event]],
+    pseudonymise: Pseudonymiser,
+) -> int:
+    """Refold the marked calls among ``known`` from the events the caller already holds
+    (an importer that has just parsed them), reading back only the calls for which it does
+    not hold every stored event. Returns how many marks were taken.
+
+    The same protocol as :func:`fold_pending` (marks taken first, inside a transaction); the
+    events held count as complete only when they are as many as the stored ones, which
+    they then are (an event is never deleted, and every held one is stored).
+    """
+    taken = [r["call_key"] for r in await conn.fetch(_TAKE_KNOWN, source, list(known))]
+    if not taken:
+        return 0
+    stored = {r["call_key"]: r["n"] for r in await conn.fetch(_STORED_COUNTS, source, taken)}
+    held, missing = [], []
+    for key in taken:
+        events = known[key]
+        if stored.get(key) == len(events):
+            held.append(events)
+        else:
+            missing.append((source, key))
+    calls = [c for evs in held if (c := fold(evs)) is not None]
+    if calls:
+        await upsert_calls(conn, calls, pseudonymise)
+    if missing:
+        await refold(conn, missing, pseudonymise)
+    return len(taken)
 
 
 async def refold(
@@ -130,28 +197,33 @@ async def refold(
 async def upsert_calls(
     conn: asyncpg.Connection, calls: Sequence[Call], pseudonymise: Pseudonymiser
 ) -> None:
-    hashed = [pseudonymise(c.caller) for c in calls]
-    await conn.execute(
-        _UPSERT_CALLS,
-        [c.source for c in calls],
-        [c.external_id for c in calls],
-        [c.direction for c in calls],
-        [c.line for c in calls],
-        [c.queue for c in calls],
-        [h for h, _ in hashed],
-        [d for _, d in hashed],
-        # Only a real number is kept (a pseudonym token or « erased » is not one).
-        [canonical(c.caller) if c.caller and is_number(c.caller) else None for c in calls],
-        [c.agent for c in calls],
-        [c.started_at for c in calls],
-        [c.answered_at for c in calls],
-        [c.ended_at for c in calls],
-        [c.wait_s for c in calls],
-        [c.answered for c in calls],
-        [c.disposition.value if c.disposition else None for c in calls],
-        [c.time_from_events for c in calls],
-        [c.recording_url for c in calls],
-    )
+    rows = []
+    for c in calls:
+        caller_hash, last2 = pseudonymise(c.caller)
+        rows.append(
+            {
+                "source": c.source,
+                "external_id": c.external_id,
+                "direction": c.direction,
+                "line": c.line,
+                "queue": c.queue,
+                "caller_hash": caller_hash,
+                "caller_last2": last2,
+                # Only a real number is kept (a pseudonym token or « erased » is not one).
+                "caller_number": canonical(c.caller) if c.caller and is_number(c.caller) else None,
+                "agent": c.agent,
+                "started_at": c.started_at,
+                "answered_at": c.answered_at,
+                "ended_at": c.ended_at,
+                "wait_s": c.wait_s,
+                "answered": c.answered,
+                "disposition": c.disposition,
+                "time_from_events": c.time_from_events,
+                "recording_url": c.recording_url,
+            }
+        )
+    # One JSON parameter: see _INSERT_EVENTS.
+    await conn.execute(_UPSERT_CALLS, orjson.dumps(rows).decode())
     # Delivered at commit, once per transaction however many calls it wrote.
     await conn.execute("SELECT pg_notify($1, '')", CALLS_CHANNEL)
 

@@ -56,7 +56,7 @@ async def reparse(
                 params: dict[str, Any] = orjson.loads(r["payload"])
                 event = parser(params, r["received_at"])
                 ids.append(r["id"])
-                norms.append(orjson.dumps(event.to_json()).decode())
+                norms.append(event.to_json())
             await conn.execute(
                 "UPDATE events e SET norm = n.norm::json, kind = n.norm::jsonb->>'kind', "
                 "occurred_at = (n.norm::jsonb->>'at')::timestamptz, "
