@@ -229,6 +229,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_for_service(port: int) -> None:
+    """Return once the service started on ``port`` answers (and its workers are up)."""
+    for _ in range(300):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    time.sleep(1)  # every worker up and its pool open
+
+
 def _fresh_database(url: str) -> str:
     import asyncpg
 
@@ -360,13 +371,7 @@ def main() -> None:
         ]
     server = servers[0]
     try:
-        for _ in range(300):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        time.sleep(1)  # every worker up and its pool open
+        wait_for_service(port)
         print(
             f"service pid {server.pid} on {where}; {len(items)} callbacks, "
             f"{args.clients} clients × {args.concurrency} connections"

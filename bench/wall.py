@@ -32,7 +32,6 @@ import multiprocessing as mp
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -55,6 +54,7 @@ from bench.ingest import (  # noqa: E402
     cpu_seconds,
     pct,
     peak_memory_mb,
+    wait_for_service,
 )
 
 ADMIN = "bench-admin-token-0123456789"
@@ -278,13 +278,7 @@ def main() -> None:
         [*cmd, "--workers", str(args.workers)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
     )
     try:
-        for _ in range(300):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        time.sleep(1)  # every worker up and its pool open
+        wait_for_service(port)
         baseline = seen(_get_json(f"{base}/api/v1/wall"))
 
         lead = 4.0  # seconds to sign the events and connect the walls before the first one

@@ -34,7 +34,9 @@ CALL = {
 }
 
 
-async def post(client: TestClient[Any, Any], payload: Any, *, t: int | None = None) -> Any:
+async def post(
+    client: TestClient[Any, Any], payload: Any, *, t: int | None = None, fold: bool = True
+) -> Any:
     """Signed as a PBX's export script signs; returns once the calls are folded."""
     body = json.dumps(payload).encode()
     header = signing.sign(SECRET, body, int(time.time()) if t is None else t)
@@ -43,7 +45,8 @@ async def post(client: TestClient[Any, Any], payload: Any, *, t: int | None = No
         data=body,
         headers={signing.HEADER: header, "Content-Type": "application/json"},
     )
-    await client.app[FOLDER].catch_up()
+    if fold:
+        await client.app[FOLDER].catch_up()
     return resp
 
 
@@ -184,3 +187,30 @@ async def test_a_csv_without_the_needed_columns_is_refused_whole(
     path.write_text("call,start\n1,2026-11-16 08:00\n")
     with pytest.raises(UnreadableFile, match="no column id, started_at"):
         await import_cdr_csv(client.app[DB_POOL], path, PARIS, PSEUDO)
+
+
+async def test_a_database_outage_is_a_503_and_the_retry_lands_once(
+    db: asyncpg.Connection, database: Any, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    from service.app import create_app
+    from tests.conftest import make_settings
+    from tests.support.tcp_proxy import DatabaseProxy
+
+    proxy = DatabaseProxy(database.dsn)
+    await proxy.start()
+    client = await aiohttp_client(create_app(make_settings(proxy.dsn, tmp_path)))
+    await proxy.cut()
+    batch = {"calls": [CALL, {**CALL, "id": "pbx-2"}, {**CALL, "id": "bad", "started_at": None}]}
+    down = await post(client, batch, fold=False)
+    assert down.status == 503  # nothing said stored, the refused row not kept either: retry
+    lines = "1795594300|c1|accueil|NONE|ENTERQUEUE||0612345678|1\n"
+    body = lines.encode()
+    header = signing.sign(SECRET, body, int(time.time()))
+    pushed = await client.post("/webhooks/asterisk", data=body, headers={signing.HEADER: header})
+    assert pushed.status == 503
+    await proxy.restore()
+    again = await post(client, batch)
+    assert again.status == 200
+    assert (await again.json())["accepted"] == 2
+    assert await db.fetchval("SELECT count(*) FROM calls WHERE source = 'cdr'") == 2
+    assert await db.fetchval("SELECT count(*) FROM quarantine") == 1

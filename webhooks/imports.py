@@ -36,6 +36,7 @@ KEEP_REASONS = 20
 _PIPE_LINE = re.compile(rb"^\s*\d{9,11}(\.\d+)?\|")
 
 Progress = Callable[[int, int], None]  # (bytes read, lines read) since the last call
+Position = tuple[str, str, int, int]  # path, fingerprint, byte offset, line number
 
 
 class UnreadableFile(ValueError):
@@ -90,7 +91,7 @@ class _Writer:
         self._pseudonymise = pseudonymise
         self._report = report
         self._progress = progress
-        self._queue: asyncio.Queue[tuple[int, _Batch, tuple[str, str, int, int] | None, int] | None]
+        self._queue: asyncio.Queue[tuple[_Batch, Position | None, int]]
         self._queue = asyncio.Queue(maxsize=3)
         self._stored = asyncio.Event()
         self._folding = asyncio.Lock()
@@ -101,25 +102,17 @@ class _Writer:
         self._age: dict[str, int] = {}
         self._batches = 0
         self._to_fold: set[str] = set()
-        # The file position is written once every batch before it is stored, so it never
-        # runs ahead of the data. (One storing connection: two were slower here, waiting on
-        # each other's marks of the same calls.)
-        self._sequence = 0
-        self._finished: dict[int, tuple[str, str, int, int] | None] = {}
-        self._next = 0
-        self._positions = asyncio.Lock()
+        # One storing connection: two were slower here, waiting on each other's marks of
+        # the same calls.
         self._tasks = [
             asyncio.create_task(self._store_forever()),
             asyncio.create_task(self._fold_forever()),
         ]
 
-    async def put(
-        self, batch: _Batch, position: tuple[str, str, int, int] | None, size: int = 0
-    ) -> None:
+    async def put(self, batch: _Batch, position: Position | None, size: int = 0) -> None:
         """Queue a batch (``size``: the bytes it covers, for the progress bar); waits while
-        two are already waiting, so memory stays bounded."""
-        self._sequence += 1
-        await self._until(self._queue.put((self._sequence - 1, batch, position, size)))
+        three are already waiting, so memory stays bounded."""
+        await self._until(self._queue.put((batch, position, size)))
 
     async def flush(self) -> None:
         """Return once everything queued is stored and folded."""
@@ -150,15 +143,12 @@ class _Writer:
         while True:
             item = await self._queue.get()
             try:
-                assert item is not None
                 await self._store(*item)
             finally:
                 self._queue.task_done()
             self._stored.set()
 
-    async def _store(
-        self, seq: int, batch: _Batch, position: tuple[str, str, int, int] | None, size: int
-    ) -> None:
+    async def _store(self, batch: _Batch, position: Position | None, size: int) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             new = await append_events_counted(conn, batch.events) if batch.events else 0
             if batch.refused:
@@ -167,35 +157,24 @@ class _Writer:
                     "VALUES ($1, $2, 'text/plain', $3, $4)",
                     [(self._source, reason, no, body) for reason, no, body in batch.refused],
                 )
+            if position is not None:
+                path, fingerprint, offset, line_no = position
+                await conn.execute(
+                    "INSERT INTO import_files (source, path, fingerprint, byte_offset, line_no) "
+                    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (source, path) DO UPDATE SET "
+                    "fingerprint = EXCLUDED.fingerprint, byte_offset = EXCLUDED.byte_offset, "
+                    "line_no = EXCLUDED.line_no, updated_at = now()",
+                    self._source,
+                    path,
+                    fingerprint,
+                    offset,
+                    line_no,
+                )
         self._report.new += new
         self._report.duplicates += len(batch.events) - new
         self._remember(batch.events)
         if self._progress is not None:
             self._progress(size, len(batch.events) + len(batch.refused))
-        await self._advance(seq, position)
-
-    async def _advance(self, seq: int, position: tuple[str, str, int, int] | None) -> None:
-        """Write the furthest position up to which every batch is stored."""
-        self._finished[seq] = position
-        async with self._positions:
-            reached = None
-            while self._next in self._finished:
-                reached = self._finished.pop(self._next) or reached
-                self._next += 1
-            if reached is None:
-                return
-            path, fingerprint, offset, line_no = reached
-            await self._pool.execute(
-                "INSERT INTO import_files (source, path, fingerprint, byte_offset, line_no) "
-                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (source, path) DO UPDATE SET "
-                "fingerprint = EXCLUDED.fingerprint, byte_offset = EXCLUDED.byte_offset, "
-                "line_no = EXCLUDED.line_no, updated_at = now()",
-                self._source,
-                path,
-                fingerprint,
-                offset,
-                line_no,
-            )
 
     KEEP_BATCHES = 3  # a call whose lines stop for this long is read back if it resumes
 
