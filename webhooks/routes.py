@@ -158,6 +158,9 @@ async def _store_batch(
     repeated = len(events) - len(unique)
     events = list(unique.values())
     try:
+        # Events first: if the quarantine cannot be written after them, the sender's retry
+        # stores the events as duplicates and the refused parts once.
+        result = await request.app[INGESTOR].ingest(events)
         if bodies:
             await request.app[DB_POOL].executemany(
                 "INSERT INTO quarantine (source, reason, content_type, line_no, body) "
@@ -167,7 +170,6 @@ async def _store_batch(
                     for reason, body, no in bodies
                 ],
             )
-        result = await request.app[INGESTOR].ingest(events)
     except Exception as exc:
         if isinstance(exc, StorageUnavailable) or is_unavailable(exc):
             metrics.webhook(source, "refused", "database_unavailable")
