@@ -429,3 +429,16 @@ async def test_small_batches_fold_every_call_as_one_batch_does(
     # Folded a few calls at a time too, so storing goes on between two folds.
     monkeypatch.setattr("webhooks.imports._Writer.FOLD_BATCH", 7)
     assert await imported(37) == whole
+
+
+def test_local_times_on_the_dst_days() -> None:
+    """A PBX writing local times without an offset: on the spring day 02:30 does not exist
+    and is read as 03:30; on the autumn day 02:30 happens twice and the first is taken
+    (the table cannot say which; the file's Unix times can)."""
+    base = {"callid": "c1", "queuename": "accueil", "agent": "NONE", "event": "ENTERQUEUE"}
+    spring = asterisk.parse_row({**base, "time": "2026-03-29 02:30:00"}, PARIS)
+    assert spring.at == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    autumn = asterisk.parse_row({**base, "time": "2026-10-25 02:30:00"}, PARIS)
+    assert autumn.at == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    before = asterisk.parse_row({**base, "time": "2026-10-25 01:59:59"}, PARIS)
+    assert (autumn.at - before.at).total_seconds() == 30 * 60 + 1

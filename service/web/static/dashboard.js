@@ -40,16 +40,6 @@ async function getJSON(url) {
   return body;
 }
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else node.setAttribute(k, v);
-  }
-  for (const c of children) node.append(c);
-  return node;
-}
-
 function gauge(label, value, target, name) {
   const fill = el("div", { class: `fill${value !== null && value < target ? " below" : ""}` });
   fill.style.width = `${Math.max(0, Math.min(1, value || 0)) * 100}%`;

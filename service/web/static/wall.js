@@ -13,16 +13,6 @@ let receivedAt = 0;
 let lastMessage = 0;
 let source = null;
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else node.setAttribute(k, v);
-  }
-  for (const c of children) node.append(c);
-  return node;
-}
-
 function duration(s) {
   if (s === null || s === undefined) return "—";
   const total = Math.max(0, Math.floor(s));
