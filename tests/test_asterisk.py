@@ -15,7 +15,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from service.calls.model import Disposition, Kind
-from service.keys import DB_POOL
+from service.calls.queries import append_events
+from service.keys import DB_POOL, SETTINGS
 from service.metrics.report import engagement8
 from service.municipality import load_municipality
 from service.privacy import Pseudonymiser
@@ -429,6 +430,64 @@ async def test_small_batches_fold_every_call_as_one_batch_does(
     # Folded a few calls at a time too, so storing goes on between two folds.
     monkeypatch.setattr("webhooks.imports._Writer.FOLD_BATCH", 7)
     assert await imported(37) == whole
+
+
+@pytest.mark.parametrize("refusals", [True, False], ids=["with-refused-lines", "clean"])
+async def test_a_line_stored_meanwhile_by_another_writer_is_kept_once(
+    db: asyncpg.Connection, client: TestClient[Any, Any], tmp_path: Path, refusals: bool
+) -> None:
+    """An import checks what is stored before inserting (cheaper than ON CONFLICT); a line
+    stored by another transaction at that moment fails the statement, which is retried the
+    slow way: nothing lost, nothing doubled. With refused lines in the batch the retry runs
+    inside the quarantine's transaction (a savepoint); without, on its own."""
+    pool = client.app[DB_POOL]
+    lines = FREEPBX.read_text().splitlines()
+    if not refusals:
+        lines = [x for x in lines if _parses(x)]
+    log = tmp_path / "queue_log"
+    log.write_text("".join(x + "\n" for x in lines))
+    shared = next(x for x in lines if "|CONNECT|" in x)
+
+    other = await asyncpg.connect(client.app[SETTINGS].database_url)
+    try:
+        writing = other.transaction()
+        await writing.start()
+        await append_events(other, [(event(shared), {"line": shared})])
+        importing = asyncio.create_task(import_asterisk(pool, log, PARIS, PSEUDO))
+        await asyncio.sleep(0.5)
+        assert not importing.done()  # waiting for the other writer's insert
+        await writing.commit()
+        report = await asyncio.wait_for(importing, 10)
+    finally:
+        await other.close()
+
+    valid = sum(1 for x in lines if _parses(x))
+    assert (report.new, report.duplicates) == (valid - 1, 1)
+    assert await db.fetchval("SELECT count(*) FROM events") == valid
+    key = event(shared).dedup_key
+    assert await db.fetchval("SELECT count(*) FROM events WHERE dedup_key = $1", key) == 1
+    assert await db.fetchval("SELECT count(*) FROM fold_queue") == 0
+    assert await db.fetchval("SELECT count(*) FROM quarantine") == (4 if refusals else 0)
+
+
+async def test_a_line_repeated_in_the_file_is_stored_once(
+    db: asyncpg.Connection, client: TestClient[Any, Any], tmp_path: Path
+) -> None:
+    lines = [x for x in FREEPBX.read_text().splitlines() if _parses(x)]
+    log = tmp_path / "queue_log"
+    # The 5th line again, next to itself (same batch) and at the end (a later batch).
+    log.write_text("".join(x + "\n" for x in [*lines[:5], lines[4], *lines[5:], lines[4]]))
+    report = await import_asterisk(client.app[DB_POOL], log, PARIS, PSEUDO, batch_size=20)
+    assert (report.lines, report.new, report.duplicates) == (len(lines) + 2, len(lines), 2)
+    assert await db.fetchval("SELECT count(*) FROM events") == len(lines)
+
+
+def _parses(text: str) -> bool:
+    try:
+        event(text)
+    except Malformed:
+        return False
+    return True
 
 
 def test_local_times_on_the_dst_days() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import gc
 import hashlib
 import os
 import re
@@ -26,17 +27,41 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from service.calls.model import Event
-from service.calls.queries import append_events_counted, fold_known, fold_pending
+from service.calls.queries import (
+    INSERT_EVENTS,
+    INSERT_EVENTS_FAST,
+    HeldCalls,
+    event_rows,
+    fold_pending,
+    write_held,
+)
 from service.privacy import Pseudonymiser
 from webhooks import asterisk, cdr
 from webhooks.errors import Malformed
 
-BATCH = 5000
+BATCH = 2000
 KEEP_REASONS = 20
 _PIPE_LINE = re.compile(rb"^\s*\d{9,11}(\.\d+)?\|")
 
 Progress = Callable[[int, int], None]  # (bytes read, lines read) since the last call
 Position = tuple[str, str, int, int]  # path, fingerprint, byte offset, line number
+
+
+@contextlib.contextmanager
+def _few_collections() -> Iterator[None]:
+    """Run with the cyclic garbage collector looking less often.
+
+    An import allocates millions of small objects that live on for a while (batches queued,
+    events held for folding); with the default thresholds the collector scanned them again
+    and again, which cost a third of the parsing time. What an import builds forms no
+    cycles, so collecting less often keeps memory the same.
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 
 class UnreadableFile(ValueError):
@@ -66,6 +91,31 @@ class ImportReport:
 class _Batch:
     events: list[tuple[Event, dict[str, Any]]] = field(default_factory=list)
     refused: list[tuple[str, int, str]] = field(default_factory=list)  # reason, line, body
+    repeated: int = 0  # events left out: the same delivery earlier in the batch
+    _keys: set[tuple[str, str]] = field(default_factory=set)
+
+    def add(self, pair: tuple[Event, dict[str, Any]]) -> None:
+        """Add an event, once: a batch holds no duplicates (see INSERT_EVENTS_FAST)."""
+        key = (pair[0].call_key, pair[0].dedup_key)
+        if key in self._keys:
+            self.repeated += 1
+        else:
+            self._keys.add(key)
+            self.events.append(pair)
+
+
+# The events of a batch and the position reached in the file, written together.
+_POSITION = """, position AS (
+    INSERT INTO import_files (source, path, fingerprint, byte_offset, line_no)
+    SELECT $2, $3, $4, $5, $6 WHERE $3::text IS NOT NULL
+    ON CONFLICT (source, path) DO UPDATE SET
+        fingerprint = EXCLUDED.fingerprint, byte_offset = EXCLUDED.byte_offset,
+        line_no = EXCLUDED.line_no, updated_at = now()
+)
+SELECT count(*) FROM ins
+"""
+_APPEND = INSERT_EVENTS + _POSITION
+_APPEND_FAST = INSERT_EVENTS_FAST + _POSITION
 
 
 class _Writer:
@@ -77,6 +127,7 @@ class _Writer:
     """
 
     FOLD_BATCH = 2000
+    FOLD_SLICE = 200
 
     def __init__(
         self,
@@ -97,7 +148,7 @@ class _Writer:
         self._folding = asyncio.Lock()
         self._done = False
         # The events of the calls stored lately, by call, most recent last: they are
-        # folded from here rather than read back (see fold_known).
+        # folded from here rather than read back (see write_held).
         self._recent: dict[str, dict[str, Event]] = {}
         self._age: dict[str, int] = {}
         self._batches = 0
@@ -117,7 +168,7 @@ class _Writer:
     async def flush(self) -> None:
         """Return once everything queued is stored and folded."""
         await self._until(self._queue.join())
-        await self._fold_all()
+        await self._fold_all(everything=True)
 
     async def close(self) -> None:
         self._done = True
@@ -149,32 +200,38 @@ class _Writer:
             self._stored.set()
 
     async def _store(self, batch: _Batch, position: Position | None, size: int) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            new = await append_events_counted(conn, batch.events) if batch.events else 0
+        async with self._pool.acquire() as conn:
             if batch.refused:
-                await conn.executemany(
-                    "INSERT INTO quarantine (source, reason, content_type, line_no, body) "
-                    "VALUES ($1, $2, 'text/plain', $3, $4)",
-                    [(self._source, reason, no, body) for reason, no, body in batch.refused],
-                )
-            if position is not None:
-                path, fingerprint, offset, line_no = position
-                await conn.execute(
-                    "INSERT INTO import_files (source, path, fingerprint, byte_offset, line_no) "
-                    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (source, path) DO UPDATE SET "
-                    "fingerprint = EXCLUDED.fingerprint, byte_offset = EXCLUDED.byte_offset, "
-                    "line_no = EXCLUDED.line_no, updated_at = now()",
-                    self._source,
-                    path,
-                    fingerprint,
-                    offset,
-                    line_no,
-                )
+                async with conn.transaction():
+                    await conn.executemany(
+                        "INSERT INTO quarantine (source, reason, content_type, line_no, body) "
+                        "VALUES ($1, $2, 'text/plain', $3, $4)",
+                        [(self._source, reason, no, body) for reason, no, body in batch.refused],
+                    )
+                    new = await self._append(conn, batch, position)
+            else:
+                # One statement, so one round trip and its own transaction.
+                new = await self._append(conn, batch, position)
         self._report.new += new
-        self._report.duplicates += len(batch.events) - new
+        self._report.duplicates += len(batch.events) - new + batch.repeated
         self._remember(batch.events)
         if self._progress is not None:
             self._progress(size, len(batch.events) + len(batch.refused))
+
+    async def _append(
+        self, conn: asyncpg.Connection, batch: _Batch, position: Position | None
+    ) -> int:
+        args = (event_rows(batch.events), self._source, *(position or (None,) * 4))
+        try:
+            if conn.is_in_transaction():  # with refused lines: a savepoint
+                async with conn.transaction():
+                    new = await conn.fetchval(_APPEND_FAST, *args)
+            else:
+                new = await conn.fetchval(_APPEND_FAST, *args)
+        except asyncpg.UniqueViolationError:
+            # Some of these events were stored by another writer meanwhile.
+            new = await conn.fetchval(_APPEND, *args)
+        return int(new)
 
     KEEP_BATCHES = 3  # a call whose lines stop for this long is read back if it resumes
 
@@ -200,7 +257,9 @@ class _Writer:
             self._stored.clear()
             await self._fold_all()
 
-    async def _fold_all(self) -> None:
+    async def _fold_all(self, everything: bool = False) -> None:
+        """Fold the calls of the batches stored since the last time, from the events held;
+        with ``everything``, also every other call still marked (read back)."""
         # One folder at a time: a flush must not find the marks taken by the background
         # fold (skipped as locked) and return before those calls are written.
         async with self._folding:
@@ -208,11 +267,17 @@ class _Writer:
             held = [(k, list(self._recent[k].values())) for k in self._to_fold if k in self._recent]
             self._to_fold = set()
             for i in range(0, len(held), self.FOLD_BATCH):
-                known = dict(held[i : i + self.FOLD_BATCH])
+                calls = HeldCalls(self._source)
+                for j in range(i, min(i + self.FOLD_BATCH, len(held)), self.FOLD_SLICE):
+                    calls.add(dict(held[j : j + self.FOLD_SLICE]), self._pseudonymise)
+                    await asyncio.sleep(0)  # see READ_SLICE
                 async with self._pool.acquire() as conn, conn.transaction():
-                    n = await fold_known(conn, self._source, known, self._pseudonymise)
+                    n = await write_held(conn, calls, self._pseudonymise)
                 self._report.calls += n
-            while True:  # anything else marked (calls held elsewhere)
+            # Anything else marked: calls forgotten before they were folded, or held
+            # elsewhere. Not while storing goes on: the calls just stored would be read back
+            # here rather than folded from the events held.
+            while everything:
                 async with self._pool.acquire() as conn, conn.transaction():
                     n = await fold_pending(conn, self.FOLD_BATCH, self._pseudonymise)
                 self._report.calls += n
@@ -311,23 +376,50 @@ async def _saved_position(pool: asyncpg.Pool, source: str, path: str) -> asyncpg
     )
 
 
-def _read_batch(
+# Lines parsed between two looks at the connections: parsing holds the event loop, and a
+# storing or folding statement answered meanwhile waits for it (PostgreSQL then idles, and
+# the marks a fold holds stay locked).
+READ_SLICE = 500
+
+
+async def _read_batch(
     log: _LogFile, limit: int, final: bool, tz: ZoneInfo, report: ImportReport
 ) -> _Batch:
     """Parse up to ``limit`` lines from the log's position; refused lines are set aside."""
     batch = _Batch()
     now = datetime.now(UTC)
+    while limit > 0:
+        read = _read_slice(log, batch, min(limit, READ_SLICE), final, tz, now, report)
+        if read < min(limit, READ_SLICE):
+            break
+        limit -= read
+        await asyncio.sleep(0)
+    return batch
+
+
+def _read_slice(
+    log: _LogFile,
+    batch: _Batch,
+    limit: int,
+    final: bool,
+    tz: ZoneInfo,
+    now: datetime,
+    report: ImportReport,
+) -> int:
+    """Parse up to ``limit`` lines into ``batch``; returns how many lines were read."""
+    read = 0
     for no, raw in log.lines(limit, final):
+        read += 1
         if not raw.strip():
             continue
         report.lines += 1
         try:
-            batch.events.append(log.parse(raw, tz, now))
+            batch.add(log.parse(raw, tz, now))
         except (Malformed, UnicodeDecodeError, csv.Error) as exc:
             reason = f"{log.path.name} line {no}: {exc}"
             report.refuse(reason)
             batch.refused.append((reason, no, raw.decode("utf-8", "replace")))
-    return batch
+    return read
 
 
 async def import_asterisk(
@@ -348,46 +440,49 @@ async def import_asterisk(
     log = _LogFile(path)
     writer = _Writer(pool, asterisk.SOURCE, pseudonymise, report, progress)
     try:
-        while not log.identify():
-            if not follow or await _stopped(stop, poll_s):
-                return report
-        saved = await _saved_position(pool, asterisk.SOURCE, log.key)
-        size = os.fstat(log.handle.fileno()).st_size
-        if saved and saved["fingerprint"] == log.fingerprint and saved["byte_offset"] <= size:
-            log.handle.seek(saved["byte_offset"])
-            log.offset, log.line_no = saved["byte_offset"], saved["line_no"]
-            report.resumed_from = log.line_no
-        while True:
-            read_from = log.offset
-            batch = _read_batch(log, batch_size, not follow, tz, report)
-            if log.offset > read_from:
-                assert log.fingerprint is not None
-                position = (log.key, log.fingerprint, log.offset, log.line_no)
-                await writer.put(batch, position, log.offset - read_from)
-                continue
-            # At the end of what is written: everything read is stored and folded (a
-            # followed log shows its calls live), then rotated, truncated or waiting.
-            await writer.flush()
-            if not follow:
-                return report
-            if _rotated(log):
-                await writer.put(_read_batch(log, 1, True, tz, report), None)  # unfinished
-                log.close()
-                log = _LogFile(path)
-                report.rotations += 1
-                while not log.identify():
-                    if await _stopped(stop, poll_s):
-                        return report
-                continue
-            if os.stat(path).st_size < log.offset or log.replaced():
-                # Truncated in place (copytruncate), perhaps already written again.
-                log.handle.seek(0)
-                log.offset = log.line_no = 0
-                report.rotations += 1
-                log.identify()
-                continue
-            if await _stopped(stop, poll_s):
-                return report
+        with _few_collections():
+            while not log.identify():
+                if not follow or await _stopped(stop, poll_s):
+                    return report
+            saved = await _saved_position(pool, asterisk.SOURCE, log.key)
+            size = os.fstat(log.handle.fileno()).st_size
+            if saved and saved["fingerprint"] == log.fingerprint and saved["byte_offset"] <= size:
+                log.handle.seek(saved["byte_offset"])
+                log.offset, log.line_no = saved["byte_offset"], saved["line_no"]
+                report.resumed_from = log.line_no
+            while True:
+                read_from = log.offset
+                batch = await _read_batch(log, batch_size, not follow, tz, report)
+                if log.offset > read_from:
+                    assert log.fingerprint is not None
+                    position = (log.key, log.fingerprint, log.offset, log.line_no)
+                    await writer.put(batch, position, log.offset - read_from)
+                    continue
+                # At the end of what is written: everything read is stored and folded (a
+                # followed log shows its calls live), then rotated, truncated or waiting.
+                await writer.flush()
+                if not follow:
+                    return report
+                if _rotated(log):
+                    await writer.put(
+                        await _read_batch(log, 1, True, tz, report), None
+                    )  # unfinished
+                    log.close()
+                    log = _LogFile(path)
+                    report.rotations += 1
+                    while not log.identify():
+                        if await _stopped(stop, poll_s):
+                            return report
+                    continue
+                if os.stat(path).st_size < log.offset or log.replaced():
+                    # Truncated in place (copytruncate), perhaps already written again.
+                    log.handle.seek(0)
+                    log.offset = log.line_no = 0
+                    report.rotations += 1
+                    log.identify()
+                    continue
+                if await _stopped(stop, poll_s):
+                    return report
     finally:
         await writer.close()
         log.close()
@@ -435,7 +530,8 @@ async def import_cdr_csv(
     report = ImportReport()
     writer = _Writer(pool, cdr.SOURCE, pseudonymise, report, progress)
     try:
-        await _read_cdr_csv(path, tz, writer, report, batch_size)
+        with _few_collections():
+            await _read_cdr_csv(path, tz, writer, report, batch_size)
     finally:
         await writer.close()
     return report
@@ -467,11 +563,13 @@ async def _read_cdr_csv(
             try:
                 values = next(csv.reader([text], delimiter=delimiter))
                 row = {k: v for k, v in zip(names, values, strict=False) if k in cdr.FIELDS}
-                batch.events.append((cdr.parse(row, now, tz), row))
+                batch.add((cdr.parse(row, now, tz), row))
             except (Malformed, csv.Error) as exc:
                 reason = f"{path.name} line {no}: {exc}"
                 report.refuse(reason)
                 batch.refused.append((reason, no, text))
+            if no % READ_SLICE == 0:
+                await asyncio.sleep(0)  # see READ_SLICE
             if len(batch.events) + len(batch.refused) >= batch_size:
                 await writer.put(batch, None, read)
                 batch, read = _Batch(), 0

@@ -32,7 +32,8 @@ _WAIT_PRIORITY = {Kind.AGENT_ANSWERED: 0, Kind.AGENT_TAKEN: 1, Kind.QUEUE_RESULT
 
 
 def _order(e: Event) -> tuple[datetime, int, str, str]:
-    return (e.at or e.received_at, e.seq if e.seq is not None else -1, e.kind.value, e.dedup_key)
+    # The kind is a str itself: its .value would cost an enum property lookup per event.
+    return (e.at or e.received_at, e.seq if e.seq is not None else -1, e.kind, e.dedup_key)
 
 
 def fold(events: Iterable[Event]) -> Call | None:

@@ -157,9 +157,9 @@ class Ingestor:
             self._on_commit()
         if self._on_batch is not None:
             self._on_batch(len(batch), time.perf_counter() - batch[0].queued_at)
-        seen: set[tuple[str, str]] = set()
+        seen: set[tuple[str, str, str]] = set()
         for item in batch:
-            keys = {(e.source, e.dedup_key) for e, _ in item.events}
+            keys = {(e.source, e.call_key, e.dedup_key) for e, _ in item.events}
             fresh = len((keys & new) - seen)
             seen |= keys
             _settle(item, result=IngestResult(new=fresh, duplicate=len(keys) - fresh))

@@ -12,8 +12,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-import orjson
-
 
 class Kind(StrEnum):
     """What an event says about its call."""
@@ -89,21 +87,36 @@ class Event:
         as ``isoformat()`` and as the kind's value)."""
         return {name: value for name in _EVENT_FIELDS if (value := getattr(self, name)) is not None}
 
-    def to_json(self) -> str:
-        """The normalised fields as JSON text (stored beside the raw payload)."""
-        return orjson.dumps(self.as_dict()).decode()
+    def details(self) -> dict[str, Any]:
+        """:meth:`as_dict` without the fields stored in the event's own columns
+        (:data:`STORED_APART`): what the ``norm`` column holds."""
+        return {name: value for name in _DETAILS if (value := getattr(self, name)) is not None}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Event:
-        values = dict(data)
-        values["kind"] = Kind(values["kind"])
+    def from_stored(
+        cls,
+        source: str,
+        call_key: str,
+        dedup_key: str,
+        kind: str,
+        at: datetime | None,
+        received_at: datetime,
+        details: dict[str, Any],
+    ) -> Event:
+        """The event of a stored row: its columns and its ``norm`` (which, in rows written
+        before version 0.7, repeats the columns)."""
+        values = {k: v for k, v in details.items() if k not in STORED_APART}
         for k in _INSTANTS:
             if k in values:
                 values[k] = datetime.fromisoformat(values[k])
-        return cls(**values)
+        return cls(source, call_key, dedup_key, Kind(kind), received_at, at=at, **values)
 
 
+# Stored in columns of ``events`` (``at`` as ``occurred_at``), not repeated in ``norm``: a
+# stored event is half as large.
+STORED_APART = frozenset({"source", "call_key", "dedup_key", "kind", "at", "received_at"})
 _EVENT_FIELDS = tuple(f.name for f in fields(Event))
+_DETAILS = tuple(name for name in _EVENT_FIELDS if name not in STORED_APART)
 _INSTANTS = ("at", "received_at", "offered_at", "answered_at", "ended_at")
 
 

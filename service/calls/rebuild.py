@@ -48,7 +48,7 @@ async def reparse(
             )
             if not rows:
                 return seen
-            ids, norms = [], []
+            ids, norms, kinds, instants, call_keys = [], [], [], [], []
             for r in rows:
                 parser = parsers.get(r["source"])
                 if parser is None:
@@ -56,14 +56,20 @@ async def reparse(
                 params: dict[str, Any] = orjson.loads(r["payload"])
                 event = parser(params, r["received_at"])
                 ids.append(r["id"])
-                norms.append(event.to_json())
+                norms.append(orjson.dumps(event.details()).decode())
+                kinds.append(event.kind.value)
+                instants.append(event.at)
+                call_keys.append(event.call_key)
             await conn.execute(
-                "UPDATE events e SET norm = n.norm::json, kind = n.norm::jsonb->>'kind', "
-                "occurred_at = (n.norm::jsonb->>'at')::timestamptz, "
-                "call_key = n.norm::jsonb->>'call_key' "
-                "FROM unnest($1::bigint[], $2::text[]) AS n(id, norm) WHERE e.id = n.id",
+                "UPDATE events e SET norm = n.norm::json, kind = n.kind, "
+                "occurred_at = n.at, call_key = n.call_key "
+                "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], "
+                "$5::text[]) AS n(id, norm, kind, at, call_key) WHERE e.id = n.id",
                 ids,
                 norms,
+                kinds,
+                instants,
+                call_keys,
             )
         last_id = rows[-1]["id"]
         seen += len(rows)
