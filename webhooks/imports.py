@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
-import gc
 import hashlib
 import os
 import re
@@ -26,18 +25,22 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from service.calls.model import Event
 from service.calls.queries import (
     INSERT_EVENTS,
     INSERT_EVENTS_FAST,
     HeldCalls,
-    event_rows,
     fold_pending,
     write_held,
 )
 from service.privacy import Pseudonymiser
 from webhooks import asterisk, cdr
-from webhooks.errors import Malformed
+from webhooks.import_batches import (
+    CdrSpelling,
+    Parsed,
+    QueueLogSpelling,
+    Spelling,
+    WorkerParser,
+)
 
 BATCH = 2000
 KEEP_REASONS = 20
@@ -45,23 +48,6 @@ _PIPE_LINE = re.compile(rb"^\s*\d{9,11}(\.\d+)?\|")
 
 Progress = Callable[[int, int], None]  # (bytes read, lines read) since the last call
 Position = tuple[str, str, int, int]  # path, fingerprint, byte offset, line number
-
-
-@contextlib.contextmanager
-def _few_collections() -> Iterator[None]:
-    """Run with the cyclic garbage collector looking less often.
-
-    An import allocates millions of small objects that live on for a while (batches queued,
-    events held for folding); with the default thresholds the collector scanned them again
-    and again, which cost a third of the parsing time. What an import builds forms no
-    cycles, so collecting less often keeps memory the same.
-    """
-    old = gc.get_threshold()
-    gc.set_threshold(100_000, 50, 100)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
 
 
 class UnreadableFile(ValueError):
@@ -87,23 +73,6 @@ class ImportReport:
             self.reasons.append(reason)
 
 
-@dataclass
-class _Batch:
-    events: list[tuple[Event, dict[str, Any]]] = field(default_factory=list)
-    refused: list[tuple[str, int, str]] = field(default_factory=list)  # reason, line, body
-    repeated: int = 0  # events left out: the same delivery earlier in the batch
-    _keys: set[tuple[str, str]] = field(default_factory=set)
-
-    def add(self, pair: tuple[Event, dict[str, Any]]) -> None:
-        """Add an event, once: a batch holds no duplicates (see INSERT_EVENTS_FAST)."""
-        key = (pair[0].call_key, pair[0].dedup_key)
-        if key in self._keys:
-            self.repeated += 1
-        else:
-            self._keys.add(key)
-            self.events.append(pair)
-
-
 # The events of a batch and the position reached in the file, written together.
 _POSITION = """, position AS (
     INSERT INTO import_files (source, path, fingerprint, byte_offset, line_no)
@@ -119,15 +88,15 @@ _APPEND_FAST = INSERT_EVENTS_FAST + _POSITION
 
 
 class _Writer:
-    """Stores batches in order while the next one is being read, and folds their calls
-    beside: reading, storing and folding overlap (PostgreSQL works while Python parses).
+    """Stores parsed batches in order while the next ones are parsed, and writes their
+    calls beside: parsing (in the worker process), storing and folding overlap.
 
     Each batch is one transaction: its events, its refused lines and the file position
-    reached, so the position never runs ahead of what is stored.
+    reached, so the position never runs ahead of what is stored. Its calls are written
+    once it is stored.
     """
 
-    FOLD_BATCH = 2000
-    FOLD_SLICE = 200
+    FOLD_BATCH = 2000  # calls read back per transaction at the end
 
     def __init__(
         self,
@@ -142,17 +111,12 @@ class _Writer:
         self._pseudonymise = pseudonymise
         self._report = report
         self._progress = progress
-        self._queue: asyncio.Queue[tuple[_Batch, Position | None, int]]
+        self._queue: asyncio.Queue[tuple[Parsed, Position | None, int]]
         self._queue = asyncio.Queue(maxsize=3)
-        self._stored = asyncio.Event()
+        self._stored: list[HeldCalls] = []
+        self._stored_now = asyncio.Event()
         self._folding = asyncio.Lock()
         self._done = False
-        # The events of the calls stored lately, by call, most recent last: they are
-        # folded from here rather than read back (see write_held).
-        self._recent: dict[str, dict[str, Event]] = {}
-        self._age: dict[str, int] = {}
-        self._batches = 0
-        self._to_fold: set[str] = set()
         # One storing connection: two were slower here, waiting on each other's marks of
         # the same calls.
         self._tasks = [
@@ -160,7 +124,7 @@ class _Writer:
             asyncio.create_task(self._fold_forever()),
         ]
 
-    async def put(self, batch: _Batch, position: Position | None, size: int = 0) -> None:
+    async def put(self, batch: Parsed, position: Position | None, size: int = 0) -> None:
         """Queue a batch (``size``: the bytes it covers, for the progress bar); waits while
         three are already waiting, so memory stays bounded."""
         await self._until(self._queue.put((batch, position, size)))
@@ -172,7 +136,7 @@ class _Writer:
 
     async def close(self) -> None:
         self._done = True
-        self._stored.set()
+        self._stored_now.set()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -197,9 +161,9 @@ class _Writer:
                 await self._store(*item)
             finally:
                 self._queue.task_done()
-            self._stored.set()
+            self._stored_now.set()
 
-    async def _store(self, batch: _Batch, position: Position | None, size: int) -> None:
+    async def _store(self, batch: Parsed, position: Position | None, size: int) -> None:
         async with self._pool.acquire() as conn:
             if batch.refused:
                 async with conn.transaction():
@@ -208,20 +172,24 @@ class _Writer:
                         "VALUES ($1, $2, 'text/plain', $3, $4)",
                         [(self._source, reason, no, body) for reason, no, body in batch.refused],
                     )
-                    new = await self._append(conn, batch, position)
+                    new = await self._append(conn, batch, position) if batch.events else 0
             else:
                 # One statement, so one round trip and its own transaction.
-                new = await self._append(conn, batch, position)
+                new = await self._append(conn, batch, position) if batch.events else 0
+        self._report.lines += batch.lines
         self._report.new += new
-        self._report.duplicates += len(batch.events) - new + batch.repeated
-        self._remember(batch.events)
+        self._report.duplicates += batch.events - new + batch.repeated
+        for reason, _, _ in batch.refused:
+            self._report.refuse(reason)
+        if batch.calls is not None and batch.calls.keys:
+            self._stored.append(batch.calls)
         if self._progress is not None:
-            self._progress(size, len(batch.events) + len(batch.refused))
+            self._progress(size, batch.lines)
 
     async def _append(
-        self, conn: asyncpg.Connection, batch: _Batch, position: Position | None
+        self, conn: asyncpg.Connection, batch: Parsed, position: Position | None
     ) -> int:
-        args = (event_rows(batch.events), self._source, *(position or (None,) * 4))
+        args = (batch.rows, self._source, *(position or (None,) * 4))
         try:
             if conn.is_in_transaction():  # with refused lines: a savepoint
                 async with conn.transaction():
@@ -233,47 +201,22 @@ class _Writer:
             new = await conn.fetchval(_APPEND, *args)
         return int(new)
 
-    KEEP_BATCHES = 3  # a call whose lines stop for this long is read back if it resumes
-
-    def _remember(self, events: list[tuple[Event, dict[str, Any]]]) -> None:
-        self._batches += 1
-        for event, _ in events:
-            key = event.call_key
-            held = self._recent.pop(key, None) or {}
-            held[event.dedup_key] = event
-            self._recent[key] = held  # re-inserted: the dict stays in order of last use
-            self._age[key] = self._batches
-            self._to_fold.add(key)
-        # Memory stays bounded: older calls are forgotten even when not folded yet (the
-        # fold then reads them back).
-        for key in list(self._recent):
-            if self._age[key] > self._batches - self.KEEP_BATCHES:
-                break
-            del self._recent[key], self._age[key]
-
     async def _fold_forever(self) -> None:
         while not self._done:
-            await self._stored.wait()
-            self._stored.clear()
+            await self._stored_now.wait()
+            self._stored_now.clear()
             await self._fold_all()
 
     async def _fold_all(self, everything: bool = False) -> None:
-        """Fold the calls of the batches stored since the last time, from the events held;
-        with ``everything``, also every other call still marked (read back)."""
+        """Write the calls of the batches stored since the last time; with ``everything``,
+        also every other call still marked (read back)."""
         # One folder at a time: a flush must not find the marks taken by the background
         # fold (skipped as locked) and return before those calls are written.
         async with self._folding:
-            # Taken now, before any wait: storing goes on meanwhile and forgets old calls.
-            held = [(k, list(self._recent[k].values())) for k in self._to_fold if k in self._recent]
-            self._to_fold = set()
-            for i in range(0, len(held), self.FOLD_BATCH):
-                calls = HeldCalls(self._source)
-                for j in range(i, min(i + self.FOLD_BATCH, len(held)), self.FOLD_SLICE):
-                    calls.add(dict(held[j : j + self.FOLD_SLICE]), self._pseudonymise)
-                    await asyncio.sleep(0)  # see READ_SLICE
+            while self._stored:
+                calls = self._stored.pop(0)
                 async with self._pool.acquire() as conn, conn.transaction():
-                    n = await write_held(conn, calls, self._pseudonymise)
-                self._report.calls += n
+                    self._report.calls += await write_held(conn, calls, self._pseudonymise)
             # Anything else marked: calls forgotten before they were folded, or held
             # elsewhere. Not while storing goes on: the calls just stored would be read back
             # here rather than folded from the events held.
@@ -354,17 +297,9 @@ class _LogFile:
             self.line_no += 1
             yield self.line_no, raw
 
-    def parse(
-        self, raw: bytes, tz: ZoneInfo, received_at: datetime
-    ) -> tuple[Event, dict[str, Any]]:
-        text = raw.decode("utf-8", errors="strict").rstrip("\r\n")
-        if self.header is None:
-            return asterisk.to_event(asterisk.parse_line(text), received_at), {"line": text}
-        values = next(csv.reader([text], delimiter=self.delimiter))
-        if len(values) > len(self.header):
-            raise Malformed(f"{len(values)} columns where the header names {len(self.header)}")
-        row = dict(zip(self.header, values, strict=False))
-        return asterisk.to_event(asterisk.parse_row(row, tz), received_at), row
+    def spelling(self, tz: ZoneInfo) -> QueueLogSpelling:
+        header = tuple(self.header) if self.header is not None else None
+        return QueueLogSpelling(tz, header, self.delimiter)
 
 
 async def _saved_position(pool: asyncpg.Pool, source: str, path: str) -> asyncpg.Record | None:
@@ -376,50 +311,10 @@ async def _saved_position(pool: asyncpg.Pool, source: str, path: str) -> asyncpg
     )
 
 
-# Lines parsed between two looks at the connections: parsing holds the event loop, and a
-# storing or folding statement answered meanwhile waits for it (PostgreSQL then idles, and
-# the marks a fold holds stay locked).
-READ_SLICE = 500
-
-
-async def _read_batch(
-    log: _LogFile, limit: int, final: bool, tz: ZoneInfo, report: ImportReport
-) -> _Batch:
-    """Parse up to ``limit`` lines from the log's position; refused lines are set aside."""
-    batch = _Batch()
-    now = datetime.now(UTC)
-    while limit > 0:
-        read = _read_slice(log, batch, min(limit, READ_SLICE), final, tz, now, report)
-        if read < min(limit, READ_SLICE):
-            break
-        limit -= read
-        await asyncio.sleep(0)
-    return batch
-
-
-def _read_slice(
-    log: _LogFile,
-    batch: _Batch,
-    limit: int,
-    final: bool,
-    tz: ZoneInfo,
-    now: datetime,
-    report: ImportReport,
-) -> int:
-    """Parse up to ``limit`` lines into ``batch``; returns how many lines were read."""
-    read = 0
-    for no, raw in log.lines(limit, final):
-        read += 1
-        if not raw.strip():
-            continue
-        report.lines += 1
-        try:
-            batch.add(log.parse(raw, tz, now))
-        except (Malformed, UnicodeDecodeError, csv.Error) as exc:
-            reason = f"{log.path.name} line {no}: {exc}"
-            report.refuse(reason)
-            batch.refused.append((reason, no, raw.decode("utf-8", "replace")))
-    return read
+async def _parse(
+    parser: WorkerParser, name: str, numbered: list[tuple[int, bytes]], spelling: Spelling
+) -> Parsed:
+    return await asyncio.wrap_future(parser.submit(name, numbered, spelling, datetime.now(UTC)))
 
 
 async def import_asterisk(
@@ -438,53 +333,59 @@ async def import_asterisk(
     keep reading it as it grows, across rotation, until ``stop`` is set."""
     report = ImportReport()
     log = _LogFile(path)
+    parser = WorkerParser(asterisk.SOURCE, pseudonymise)
     writer = _Writer(pool, asterisk.SOURCE, pseudonymise, report, progress)
+
+    async def read(limit: int, final: bool) -> tuple[Parsed, int]:
+        """The next lines, parsed, and how many bytes they were."""
+        start = log.offset
+        numbered = list(log.lines(limit, final))
+        parsed = await _parse(parser, log.path.name, numbered, log.spelling(tz))
+        return parsed, log.offset - start
+
     try:
-        with _few_collections():
-            while not log.identify():
-                if not follow or await _stopped(stop, poll_s):
-                    return report
-            saved = await _saved_position(pool, asterisk.SOURCE, log.key)
-            size = os.fstat(log.handle.fileno()).st_size
-            if saved and saved["fingerprint"] == log.fingerprint and saved["byte_offset"] <= size:
-                log.handle.seek(saved["byte_offset"])
-                log.offset, log.line_no = saved["byte_offset"], saved["line_no"]
-                report.resumed_from = log.line_no
-            while True:
-                read_from = log.offset
-                batch = await _read_batch(log, batch_size, not follow, tz, report)
-                if log.offset > read_from:
-                    assert log.fingerprint is not None
-                    position = (log.key, log.fingerprint, log.offset, log.line_no)
-                    await writer.put(batch, position, log.offset - read_from)
-                    continue
-                # At the end of what is written: everything read is stored and folded (a
-                # followed log shows its calls live), then rotated, truncated or waiting.
-                await writer.flush()
-                if not follow:
-                    return report
-                if _rotated(log):
-                    await writer.put(
-                        await _read_batch(log, 1, True, tz, report), None
-                    )  # unfinished
-                    log.close()
-                    log = _LogFile(path)
-                    report.rotations += 1
-                    while not log.identify():
-                        if await _stopped(stop, poll_s):
-                            return report
-                    continue
-                if os.stat(path).st_size < log.offset or log.replaced():
-                    # Truncated in place (copytruncate), perhaps already written again.
-                    log.handle.seek(0)
-                    log.offset = log.line_no = 0
-                    report.rotations += 1
-                    log.identify()
-                    continue
-                if await _stopped(stop, poll_s):
-                    return report
+        while not log.identify():
+            if not follow or await _stopped(stop, poll_s):
+                return report
+        saved = await _saved_position(pool, asterisk.SOURCE, log.key)
+        size = os.fstat(log.handle.fileno()).st_size
+        if saved and saved["fingerprint"] == log.fingerprint and saved["byte_offset"] <= size:
+            log.handle.seek(saved["byte_offset"])
+            log.offset, log.line_no = saved["byte_offset"], saved["line_no"]
+            report.resumed_from = log.line_no
+        while True:
+            batch, read_bytes = await read(batch_size, not follow)
+            if read_bytes:
+                assert log.fingerprint is not None
+                position = (log.key, log.fingerprint, log.offset, log.line_no)
+                await writer.put(batch, position, read_bytes)
+                continue
+            # At the end of what is written: everything read is stored and folded (a
+            # followed log shows its calls live), then rotated, truncated or waiting.
+            await writer.flush()
+            if not follow:
+                return report
+            if _rotated(log):
+                await writer.put((await read(1, True))[0], None)  # an unfinished line
+                log.close()
+                log = _LogFile(path)
+                report.rotations += 1
+                while not log.identify():
+                    if await _stopped(stop, poll_s):
+                        return report
+                continue
+            if os.stat(path).st_size < log.offset or log.replaced():
+                # Truncated in place (copytruncate), perhaps already written again.
+                log.handle.seek(0)
+                log.offset = log.line_no = 0
+                report.rotations += 1
+                log.identify()
+                continue
+            if await _stopped(stop, poll_s):
+                return report
     finally:
         await writer.close()
+        parser.close()
         log.close()
 
 
@@ -528,17 +429,18 @@ async def import_cdr_csv(
     (separated by commas, semicolons or tabs; UTF-8, with or without BOM; one record per
     line). Unknown columns are ignored."""
     report = ImportReport()
+    parser = WorkerParser(cdr.SOURCE, pseudonymise)
     writer = _Writer(pool, cdr.SOURCE, pseudonymise, report, progress)
     try:
-        with _few_collections():
-            await _read_cdr_csv(path, tz, writer, report, batch_size)
+        await _read_cdr_csv(path, tz, parser, writer, batch_size)
     finally:
         await writer.close()
+        parser.close()
     return report
 
 
 async def _read_cdr_csv(
-    path: Path, tz: ZoneInfo, writer: _Writer, report: ImportReport, batch_size: int
+    path: Path, tz: ZoneInfo, parser: WorkerParser, writer: _Writer, batch_size: int
 ) -> None:
     with path.open("rb") as handle:
         first = handle.readline()
@@ -551,27 +453,14 @@ async def _read_cdr_csv(
                 f"{path}: the header has no column {', '.join(missing)} "
                 f"(expected columns: {', '.join(cdr.FIELDS)})"
             )
-        no, batch, read = 1, _Batch(), len(first)
-        now = datetime.now(UTC)
-        for raw in handle:
-            no += 1
+        spelling = CdrSpelling(tz, tuple(names), delimiter)
+        numbered: list[tuple[int, bytes]] = []
+        read = len(first)
+        for no, raw in enumerate(handle, start=2):
+            numbered.append((no, raw))
             read += len(raw)
-            if not raw.strip():
-                continue
-            report.lines += 1
-            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            try:
-                values = next(csv.reader([text], delimiter=delimiter))
-                row = {k: v for k, v in zip(names, values, strict=False) if k in cdr.FIELDS}
-                batch.add((cdr.parse(row, now, tz), row))
-            except (Malformed, csv.Error) as exc:
-                reason = f"{path.name} line {no}: {exc}"
-                report.refuse(reason)
-                batch.refused.append((reason, no, text))
-            if no % READ_SLICE == 0:
-                await asyncio.sleep(0)  # see READ_SLICE
-            if len(batch.events) + len(batch.refused) >= batch_size:
-                await writer.put(batch, None, read)
-                batch, read = _Batch(), 0
-        await writer.put(batch, None, read)
+            if len(numbered) >= batch_size:
+                await writer.put(await _parse(parser, path.name, numbered, spelling), None, read)
+                numbered, read = [], 0
+        await writer.put(await _parse(parser, path.name, numbered, spelling), None, read)
         await writer.flush()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -184,30 +184,32 @@ RETURNING call_key
 """
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class HeldCalls:
-    """Calls an importer folds from the events it holds, for :func:`write_held`. Folded
-    before that transaction (:meth:`add` is pure), so the marks it takes stay locked
-    briefly."""
+    """Calls an importer folded from the events it holds, for :func:`write_held`."""
 
     source: str
-    keys: list[str] = field(default_factory=list)
-    # Each call's row (only its keys when it folds to nothing) with ``held``: the number
-    # of events it was folded from.
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    keys: list[str]
+    # JSON: each call's row (only its keys when it folds to nothing) with ``held``, the
+    # number of events it was folded from.
+    rows: str
 
-    def add(self, known: Mapping[str, Collection[Event]], pseudonymise: Pseudonymiser) -> None:
-        """Fold the calls of ``known``: call key → every event held for it."""
-        for key, events in known.items():
-            call = fold(events)
-            row: dict[str, Any] = (
-                _call_row(call, pseudonymise)
-                if call
-                else {"source": self.source, "external_id": key}
-            )
-            row["held"] = len(events)
-            self.keys.append(key)
-            self.rows.append(row)
+
+def held_calls(
+    source: str, known: Mapping[str, Collection[Event]], pseudonymise: Pseudonymiser
+) -> HeldCalls:
+    """Fold the calls of ``known`` (call key → every event held for it). Pure: done before
+    the transaction of :func:`write_held` (or in another process), so the marks it takes
+    stay locked briefly."""
+    rows = []
+    for key, events in known.items():
+        call = fold(events)
+        row: dict[str, Any] = (
+            _call_row(call, pseudonymise) if call else {"source": source, "external_id": key}
+        )
+        row["held"] = len(events)
+        rows.append(row)
+    return HeldCalls(source, list(known), orjson.dumps(rows).decode())
 
 
 async def write_held(conn: asyncpg.Connection, held: HeldCalls, pseudonymise: Pseudonymiser) -> int:
@@ -218,27 +220,13 @@ async def write_held(conn: asyncpg.Connection, held: HeldCalls, pseudonymise: Ps
     first. A call is written from the events held only when they are as many as those
     stored, which they then are (every held one is stored, and none twice).
     """
-    rows = orjson.dumps(held.rows).decode()
     taken = [r["call_key"] for r in await conn.fetch(_TAKE_KNOWN, held.source, held.keys)]
     if not taken:
         return 0
-    incomplete, _ = await conn.fetchrow(_UPSERT_HELD, rows, CALLS_CHANNEL, taken)
+    incomplete, _ = await conn.fetchrow(_UPSERT_HELD, held.rows, CALLS_CHANNEL, taken)
     if incomplete:
         await refold(conn, [(held.source, key) for key in incomplete], pseudonymise)
     return len(taken)
-
-
-async def fold_known(
-    conn: asyncpg.Connection,
-    source: str,
-    known: Mapping[str, Collection[Event]],
-    pseudonymise: Pseudonymiser,
-) -> int:
-    """Fold ``known`` (:meth:`HeldCalls.add`) and :func:`write_held` it, in the caller's
-    transaction."""
-    held = HeldCalls(source)
-    held.add(known, pseudonymise)
-    return await write_held(conn, held, pseudonymise)
 
 
 async def refold(
