@@ -183,4 +183,3 @@ class WorkerParser:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-
