@@ -482,6 +482,22 @@ async def test_a_line_repeated_in_the_file_is_stored_once(
     assert await db.fetchval("SELECT count(*) FROM events") == len(lines)
 
 
+async def test_a_batch_of_refused_lines_still_moves_the_position_on(
+    db: asyncpg.Connection, client: TestClient[Any, Any], tmp_path: Path
+) -> None:
+    """A batch with no valid line (all refused, or blank) is stored as far as the file
+    position goes: a second run does not read (nor quarantine) those lines again."""
+    log = tmp_path / "queue_log"
+    good = [x for x in FREEPBX.read_text().splitlines() if _parses(x)]
+    log.write_text("".join(x + "\n" for x in [*good[:3], "garbage", "", "more|garbage"]))
+    pool = client.app[DB_POOL]
+    first = await import_asterisk(pool, log, PARIS, PSEUDO, batch_size=3)
+    assert (first.new, first.refused) == (3, 2)
+    again = await import_asterisk(pool, log, PARIS, PSEUDO, batch_size=3)
+    assert (again.lines, again.refused, again.resumed_from) == (0, 0, 6)
+    assert await db.fetchval("SELECT count(*) FROM quarantine") == 2
+
+
 def _parses(text: str) -> bool:
     try:
         event(text)

@@ -172,10 +172,10 @@ class _Writer:
                         "VALUES ($1, $2, 'text/plain', $3, $4)",
                         [(self._source, reason, no, body) for reason, no, body in batch.refused],
                     )
-                    new = await self._append(conn, batch, position) if batch.events else 0
+                    new = await self._append(conn, batch, position)
             else:
                 # One statement, so one round trip and its own transaction.
-                new = await self._append(conn, batch, position) if batch.events else 0
+                new = await self._append(conn, batch, position)
         self._report.lines += batch.lines
         self._report.new += new
         self._report.duplicates += batch.events - new + batch.repeated
