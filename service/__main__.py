@@ -4,4 +4,6 @@ import sys
 
 from service.cli import main
 
-sys.exit(main())
+# Guarded: an import's parsing process (spawned) must not run the command again.
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,12 +7,13 @@ import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.calls.fold import fold
-from service.calls.model import Disposition, Kind
+from service.calls.model import Disposition, Event, Kind
 from service.demo.traffic import SimCall, TrafficGenerator, build_callbacks
 from service.municipality import load_municipality
 from tests.conftest import TEST_CONFIG
@@ -189,3 +190,29 @@ def test_any_order_any_duplicates_same_call(seed: int, data: st.DataObject) -> N
     assert reference is not None
     assert reference.wait_s == call.wait_s
     assert reference.answered is call.answered
+
+
+def test_a_stored_event_reads_back_the_same_in_either_row_format() -> None:
+    """Stored rows keep the event's columns apart and its other fields in ``norm``; rows
+    written before that repeated every field in ``norm``. Both read back to the event."""
+    ended = datetime(2026, 11, 19, 9, 5, tzinfo=UTC)
+    event = Event(
+        "asterisk",
+        "1763543100.42",
+        "k1",
+        Kind.ENDED,
+        ended + timedelta(seconds=1),
+        at=ended,
+        queue="accueil",
+        status="answered",
+        answered=True,
+        wait_s=12.0,
+        duration_s=240.0,
+    )
+    columns = ("asterisk", "1763543100.42", "k1", "ended", ended, ended + timedelta(seconds=1))
+    now = orjson.loads(orjson.dumps(event.details()))
+    before = orjson.loads(orjson.dumps(event.as_dict()))
+    assert "kind" not in now
+    assert "at" not in now
+    assert Event.from_stored(*columns, now) == event
+    assert Event.from_stored(*columns, before) == event

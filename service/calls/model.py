@@ -104,7 +104,7 @@ class Event:
         details: dict[str, Any],
     ) -> Event:
         """The event of a stored row: its columns and its ``norm`` (which, in rows written
-        before version 0.7, repeats the columns)."""
+        before migration 0007, repeats the columns)."""
         values = {k: v for k, v in details.items() if k not in STORED_APART}
         for k in _INSTANTS:
             if k in values:
