@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from campaigns.api import setup_campaign_api
+from campaigns.views import setup_campaign_pages
 from service.api.accounts import setup_account_routes
 from service.api.callbacks import setup_callback_routes
 from service.api.calls import get_calls
@@ -142,6 +144,8 @@ def create_app(settings: Settings) -> web.Application:
     setup_privacy_routes(app)
     setup_callback_routes(app)
     setup_wall_routes(app)
+    setup_campaign_api(app)
+    setup_campaign_pages(app)
     setup_webhooks(app)
     setup_login(app)
     setup_pages(app)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from campaigns.cli import add_parser as add_campaign_parser
 from service import cli_imports
 from service.calendar import Calendar
 from service.cli_support import UserError
@@ -498,6 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_wall_token)
 
     cli_imports.add_parser(sub, with_config)
+    add_campaign_parser(sub, with_config)
 
     priv = sub.add_parser("privacy", help="personal data: retention and erasure").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -590,6 +592,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`decroche … | head`): stop quietly, as other tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -7,9 +7,7 @@ The contract is ``shared/spec/config.md``.
 
 from __future__ import annotations
 
-import itertools
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, time
@@ -17,22 +15,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+from service.config_tables import WEEKDAYS as WEEKDAYS
+from service.config_tables import ConfigError as ConfigError
+from service.config_tables import Interval as Interval
+from service.config_tables import TableReader, load_toml, read_dates, read_hours
+
 HOLIDAY_ZONES = ("metropole", "alsace-moselle")
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
-INTERVAL_RE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 SEND_AT_RE = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun) (\d{2}):(\d{2})$")
-
-
-class ConfigError(ValueError):
-    """A configuration fault a user can fix; the message names the file and the key."""
-
-    def __init__(self, path: str, key: str, problem: str) -> None:
-        self.path = path
-        self.key = key
-        self.problem = problem
-        super().__init__(f"{path}: {key}: {problem}" if key else f"{path}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -51,9 +42,6 @@ class Policy:
             "target_answer_rate": self.target_answer_rate,
             "target_service_level": self.target_service_level,
         }
-
-
-Interval = tuple[time, time]
 
 
 @dataclass(frozen=True)
@@ -118,90 +106,12 @@ class Municipality:
 
 def load_municipality(path: str | Path) -> Municipality:
     """Read and validate a configuration file; raise :class:`ConfigError` on any fault."""
-    p = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(p, "", f"cannot read the file ({exc.strerror})") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(p, "", "the file is not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(p, "", f"not valid TOML ({exc})") from None
-    return parse_municipality(data, p)
-
-
-class _Reader:
-    """Reads one TOML table, remembering which keys were used so unknown ones are refused."""
-
-    def __init__(self, data: Any, path: str, key: str) -> None:
-        if not isinstance(data, dict):
-            raise ConfigError(path, key or "(top level)", "expected a table")
-        self.data: dict[str, Any] = data
-        self.path = path
-        self.prefix = key
-        self.seen: set[str] = set()
-
-    def key(self, name: str) -> str:
-        return f"{self.prefix}.{name}" if self.prefix else name
-
-    def fail(self, name: str, problem: str) -> ConfigError:
-        return ConfigError(self.path, self.key(name), problem)
-
-    def get(self, name: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
-        self.seen.add(name)
-        if name not in self.data:
-            return default
-        value = self.data[name]
-        # bool is an int in Python; a threshold of `true` is a mistake, not 1.
-        if isinstance(value, bool) and kind is not bool and bool not in _as_tuple(kind):
-            raise self.fail(name, f"expected {_kind_name(kind)}, got a boolean")
-        if not isinstance(value, kind):
-            raise self.fail(name, f"expected {_kind_name(kind)}, got {type(value).__name__}")
-        return value
-
-    def require(self, name: str, kind: type | tuple[type, ...]) -> Any:
-        if name not in self.data:
-            self.seen.add(name)
-            raise self.fail(name, "is required")
-        return self.get(name, kind)
-
-    def strings(self, name: str) -> list[str]:
-        values = self.get(name, list, [])
-        for i, v in enumerate(values):
-            if not isinstance(v, str):
-                raise self.fail(f"{name}[{i}]", "expected a string")
-        return list(values)
-
-    def finish(self) -> None:
-        unknown = sorted(set(self.data) - self.seen)
-        if unknown:
-            raise self.fail(
-                unknown[0], "unknown key (check its spelling against the documentation)"
-            )
-
-
-def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {
-        str: "a string",
-        int: "a whole number",
-        float: "a number",
-        bool: "true or false",
-        list: "a list",
-        dict: "a table",
-        date: "a date",
-    }
-    return " or ".join(names.get(k, k.__name__) for k in _as_tuple(kind))
+    return parse_municipality(load_toml(path), str(path))
 
 
 def parse_municipality(data: Mapping[str, Any], path: str) -> Municipality:
     """Validate the decoded TOML of a configuration file."""
-    top = _Reader(dict(data), path, "")
+    top = TableReader(dict(data), path, "")
     name = top.get("name", str, "Mairie")
     tz_name = top.get("timezone", str, "Europe/Paris")
     try:
@@ -212,7 +122,7 @@ def parse_municipality(data: Mapping[str, Any], path: str) -> Municipality:
     if zone not in HOLIDAY_ZONES:
         raise top.fail("holiday_zone", f"{zone!r} is not one of {', '.join(HOLIDAY_ZONES)}")
     whit = top.get("whit_monday_open", bool, False)
-    closures = _dates(top, "closures")
+    closures = read_dates(top, "closures")
     policy = _policy(top.get("policy", dict, {}), path, "policy", Policy())
     raw_services = top.get("services", list, [])
     if not raw_services:
@@ -238,21 +148,8 @@ def parse_municipality(data: Mapping[str, Any], path: str) -> Municipality:
     )
 
 
-def _dates(r: _Reader, name: str) -> frozenset[date]:
-    out: set[date] = set()
-    for i, v in enumerate(r.get(name, list, [])):
-        if isinstance(v, date) and not hasattr(v, "hour"):
-            out.add(v)
-            continue
-        try:
-            out.add(date.fromisoformat(v) if isinstance(v, str) else date.fromisoformat(""))
-        except ValueError:
-            raise r.fail(f"{name}[{i}]", f"{v!r} is not a date (expected YYYY-MM-DD)") from None
-    return frozenset(out)
-
-
 def _policy(data: Any, path: str, key: str, base: Policy) -> Policy:
-    r = _Reader(data, path, key)
+    r = TableReader(data, path, key)
     values: dict[str, float] = {}
     for name in ("answer_within_s", "short_abandon_s"):
         v = r.get(name, (int, float))
@@ -271,50 +168,8 @@ def _policy(data: Any, path: str, key: str, base: Policy) -> Policy:
     return Policy(**merged)
 
 
-def _parse_interval(text: str) -> Interval | None:
-    m = INTERVAL_RE.match(text)
-    if not m:
-        return None
-    h1, m1, h2, m2 = (int(g) for g in m.groups())
-    if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2 != 0):
-        return None
-    start = time(h1, m1)
-    end = time.max if h2 == 24 else time(h2, m2)
-    return (start, end) if start < end else None
-
-
-def _hours(data: Any, path: str, key: str) -> dict[int, tuple[Interval, ...]]:
-    r = _Reader(data, path, key)
-    out: dict[int, tuple[Interval, ...]] = {}
-    for wd, day in enumerate(WEEKDAYS):
-        texts = r.strings(day)
-        intervals: list[Interval] = []
-        for i, text in enumerate(texts):
-            iv = _parse_interval(text)
-            if iv is None:
-                raise r.fail(
-                    f"{day}[{i}]",
-                    f"{text!r} is not an interval like '08:30-12:00' "
-                    "(start before end, 24-hour clock)",
-                )
-            intervals.append(iv)
-        intervals.sort()
-        for a, b in itertools.pairwise(intervals):
-            if b[0] < a[1]:
-                raise r.fail(day, f"intervals {_fmt(a)} and {_fmt(b)} overlap")
-        if intervals:
-            out[wd] = tuple(intervals)
-    r.finish()
-    return out
-
-
-def _fmt(iv: Interval) -> str:
-    end = "24:00" if iv[1] == time.max else iv[1].strftime("%H:%M")
-    return f"{iv[0].strftime('%H:%M')}-{end}"
-
-
 def _service(data: Any, path: str, key: str, default_policy: Policy) -> ServiceConfig:
-    r = _Reader(data, path, key)
+    r = TableReader(data, path, key)
     slug = r.require("slug", str)
     if not SLUG_RE.match(slug):
         raise r.fail("slug", f"{slug!r} must be lowercase letters, digits and dashes ([a-z0-9-]+)")
@@ -324,10 +179,10 @@ def _service(data: Any, path: str, key: str, default_policy: Policy) -> ServiceC
         if not E164_RE.match(line):
             raise r.fail(f"lines[{i}]", f"{line!r} is not an E.164 number like '+33387550101'")
     queues = r.strings("queues")
-    closures = _dates(r, "closures")
-    hours = _hours(r.get("hours", dict, {}), path, f"{key}.hours")
+    closures = read_dates(r, "closures")
+    hours = read_hours(r.get("hours", dict, {}), path, f"{key}.hours")
     policy = _policy(r.get("policy", dict, {}), path, f"{key}.policy", default_policy)
-    digest = _Reader(r.get("digest", dict, {}), path, f"{key}.digest")
+    digest = TableReader(r.get("digest", dict, {}), path, f"{key}.digest")
     recipients = tuple(digest.strings("recipients"))
     digest.finish()
     r.finish()
@@ -372,7 +227,7 @@ def _claim(
 
 
 def _digest(data: Any, path: str) -> DigestConfig:
-    r = _Reader(data, path, "digest")
+    r = TableReader(data, path, "digest")
     recipients = tuple(r.strings("recipients"))
     send_at = r.get("send_at", str, "mon 07:30")
     m = SEND_AT_RE.match(send_at)
@@ -387,7 +242,7 @@ def _digest(data: Any, path: str) -> DigestConfig:
 
 
 def _privacy(data: Any, path: str) -> PrivacyConfig:
-    r = _Reader(data, path, "privacy")
+    r = TableReader(data, path, "privacy")
     out: dict[str, int] = {}
     for name in ("keep_numbers_days", "keep_recordings_days"):
         v = r.get(name, int)

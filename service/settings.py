@@ -42,6 +42,7 @@ class Settings:
     secret_key: str
     admin_token: str | None
     metrics_token: str | None = None
+    grids_dir: str | None = None  # DECROCHE_GRIDS_DIR: more mystery-call grid directories
     host: str = "127.0.0.1"
     port: int = 8080
 
@@ -96,6 +97,7 @@ def load_settings(
         secret_key=_env(env, "DECROCHE_SECRET_KEY") or _stored_secret(data_dir),
         admin_token=_env(env, "DECROCHE_ADMIN_TOKEN"),
         metrics_token=_env(env, "DECROCHE_METRICS_TOKEN"),
+        grids_dir=_env(env, "DECROCHE_GRIDS_DIR"),
     )
 
 

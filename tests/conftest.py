@@ -55,6 +55,11 @@ DATA_TABLES = (
     "audit_log",
     "callback_marks",
     "import_files",
+    "evaluation_history",
+    "evaluations",
+    "mystery_calls",
+    "campaigns",
+    "grids",
 )
 
 

@@ -69,6 +69,9 @@ ROUTES = [
     ("GET", "/api/v1/me", Role.VIEWER),
     ("GET", "/api/v1/tokens", Role.VIEWER),
     ("GET", "/api/v1/calls", Role.QUALITY),
+    ("GET", "/api/v1/campaigns", Role.QUALITY),
+    ("GET", "/api/v1/grids", Role.QUALITY),
+    ("GET", "/api/v1/mystery-calls", Role.VIEWER),  # one's own mystery calls
     ("GET", "/api/v1/users", Role.ADMIN),
     ("GET", "/api/v1/wall-tokens", Role.ADMIN),
     ("GET", "/api/v1/audit", Role.ADMIN),

@@ -14,12 +14,12 @@ from service.accounts.model import Principal, Role
 
 @dataclass(frozen=True)
 class Rule:
-    path: str  # exact path, or a prefix when it ends with "/"
+    path: str  # exact path, or a prefix when it ends with "/" ("/" alone is the home page)
     need: Role | None
     wall: bool = False
 
     def matches(self, path: str) -> bool:
-        if self.path.endswith("/"):
+        if self.path.endswith("/") and self.path != "/":
             return path.startswith(self.path) or path == self.path[:-1]
         return path == self.path
 
@@ -44,6 +44,12 @@ RULES: tuple[Rule, ...] = (
     Rule("/api/v1/callbacks/", Role.VIEWER),  # numbers and marking: quality (handler)
     Rule("/rappels", Role.VIEWER),
     Rule("/api/v1/campaigns/", Role.QUALITY),
+    Rule("/api/v1/grids/", Role.QUALITY),
+    # Evaluators may be viewers: the handlers check that a call is theirs.
+    Rule("/api/v1/mystery-calls/", Role.VIEWER),
+    Rule("/campagnes/", Role.QUALITY),
+    Rule("/appels-mysteres/", Role.VIEWER),
+    Rule("/mes-appels", Role.VIEWER),
     Rule("/api/v1/users/", Role.ADMIN),
     Rule("/api/v1/wall-tokens/", Role.ADMIN),
     Rule("/api/v1/audit/", Role.ADMIN),

@@ -1,0 +1,110 @@
+"""The JSON forms of stored campaigns, planned calls and evaluations (API, CLI, exports)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from campaigns.grids import Grid
+from campaigns.results import state
+
+
+def call_json(
+    row: Mapping[str, Any],
+    names: Mapping[str, str],
+    evaluators: Mapping[str, str],
+    tz: Any,
+    now: datetime,
+) -> dict[str, Any]:
+    done = row["evaluation_id"] is not None
+    return {
+        "id": row["id"],
+        "campaign": row["campaign_id"],
+        "scheduled_at": row["scheduled_at"].astimezone(tz).isoformat(),
+        "service": row["service"],
+        "service_name": names.get(row["service"], row["service"]),
+        "number": row["number"],
+        "scenario": row["scenario"],
+        "evaluator": row["evaluator"],
+        "evaluator_name": evaluators.get(row["evaluator"], row["evaluator"]),
+        "mode": row["mode"],
+        "half_day": row["half_day"],
+        "moment": row["moment"],
+        "state": state(row["status"], row["scheduled_at"], done, now),
+        "status_reason": row["status_reason"],
+        "plan_revision": row["plan_revision"],
+        "evaluation": (
+            {
+                "id": row["evaluation_id"],
+                "score": row["score"],
+                "passed": row["passed"],
+                "excellent": row.get("excellent"),
+            }
+            if done
+            else None
+        ),
+        "url": f"/appels-mysteres/{row['id']}",
+    }
+
+
+def evaluation_json(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    if row["evaluation_id"] is None:
+        return None
+    return {
+        "id": row["evaluation_id"],
+        "mystery_call": row["mystery_call_id"],
+        "answers": row["answers"],
+        "comments": row["comments"],
+        "comment": row["comment"],
+        "score": row["score"],
+        "raw_score": row["raw_score"],
+        "passed": row["passed"],
+        "excellent": row["excellent"],
+        "critical_failed": list(row["critical_failed"]),
+        "sections": row["sections"],
+        "revision": row["revision"],
+        "author": row["author"],
+        "first_author": row["first_author"],
+        "created_at": row["created_at"].isoformat(),
+        "updated_at": row["updated_at"].isoformat(),
+    }
+
+
+def grid_summary(grid: Grid) -> dict[str, Any]:
+    return {
+        "slug": grid.slug,
+        "version": grid.version,
+        "name": grid.name,
+        "scale": grid.scale,
+        "pass_mark": grid.pass_mark,
+        "excellence_mark": grid.excellence_mark,
+        "critical_fail": grid.critical_fail,
+    }
+
+
+def campaign_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    spec = row["spec"]
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "status": row["status"],
+        "starts_on": spec["starts_on"],
+        "ends_on": spec["ends_on"],
+        "mode": spec["mode"],
+        "grid": {
+            "slug": row["grid_slug"],
+            "version": row["grid_version"],
+            "name": row["grid_name"],
+        },
+        "plan_revision": row["plan_revision"],
+        "calls": row["calls"],
+        "done": row["done"],
+        "missed": row["missed"],
+        "next_call_at": row["next_call_at"].isoformat() if row["next_call_at"] else None,
+        "notes": row["notes"],
+        "created_by": row["created_by"],
+        "created_at": row["created_at"].isoformat(),
+        "replanned_at": row["replanned_at"].isoformat() if row["replanned_at"] else None,
+        "cancelled_at": row["cancelled_at"].isoformat() if row["cancelled_at"] else None,
+    }

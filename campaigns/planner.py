@@ -1,0 +1,550 @@
+"""The mystery-call planner (pure, seeded): a campaign and a calendar in, a plan out.
+
+A plan holds the seven guarantees of ``shared/spec/campaigns.md`` (« The plan »), or the
+planner raises :class:`PlanError` saying which cannot be met and where. In four steps:
+
+1. **Where calls may start** (``slots.py``): each target's half-days with the starts its
+   opening hours, holidays, closures and the evaluators' availability allow.
+2. **Which half-days** (``balance.py``): per target, counts per week, weekday and half-day
+   made as even as the calendar allows; at most one call a day while the period has enough
+   open days, else an even share per day. Then the fragile edges (opening, closing, lunch)
+   are given their share of the calls; the other calls start outside the edges.
+3. **Which minute and which evaluator**: the calls with the fewest possible starts first;
+   each takes a seeded draw among the starts where the least-loaded evaluator who can call
+   then is free (no other call within ``call_minutes``) and the target's other calls are
+   ``min_gap_minutes`` away. Evaluators are then evened out by moving calls from the most
+   loaded to the least loaded wherever the latter can take them.
+4. **Which scenario**: per target, in time order, the suited scenario used least so far
+   (a seeded order breaks ties), so scenarios rotate evenly.
+
+A re-plan passes the calls to keep (``kept``): they count in every balance, block their
+evaluator's time and their target's day, and only the missing calls are planned, from
+``not_before`` on.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from campaigns.balance import (
+    MAX_PASSES,
+    Placed,
+    Spread,
+    assign_edges,
+    choose_leaves,
+    edge_quotas,
+    reach_edges,
+)
+from campaigns.rng import Rng
+from campaigns.slots import (
+    CORE,
+    EDGE_KINDS,
+    HALVES,
+    NOON,
+    STEP,
+    Availability,
+    Leaf,
+    Range,
+    ceil_step,
+    count,
+    epoch_minutes,
+    from_minutes,
+    intersect,
+    starts,
+    target_leaves,
+)
+from campaigns.spec import CampaignSpec, Target
+from service.calendar import Calendar
+
+
+class PlanError(ValueError):
+    """The campaign cannot be planned; ``problems`` says which guarantee fails, and where."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    scheduled_at: datetime
+    service: str
+    number: str
+    scenario: str | None
+    evaluator: str
+    mode: str
+    half_day: str  # morning | afternoon
+    moment: str  # opening | lunch | closing | core
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "scheduled_at": self.scheduled_at.isoformat(),
+            "service": self.service,
+            "number": self.number,
+            "scenario": self.scenario,
+            "evaluator": self.evaluator,
+            "mode": self.mode,
+            "half_day": self.half_day,
+            "moment": self.moment,
+        }
+
+
+@dataclass(frozen=True)
+class KeptCall:
+    """A call a re-plan keeps (already evaluated)."""
+
+    scheduled_at: datetime
+    service: str
+    number: str
+    evaluator: str
+    scenario: str | None
+    moment: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    calls: tuple[PlannedCall, ...]
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class _Target:
+    """What the planner knows of one target while it works."""
+
+    index: int
+    target: Target
+    leaves: list[Leaf]
+    missing: int
+    day_cap: int = 1
+    spread: Spread | None = None
+    starts: list[int] = field(default_factory=list)  # sorted starts of its calls
+    days: Counter[date] = field(default_factory=Counter)  # its calls per day
+
+
+@dataclass
+class _Unit:
+    t: _Target
+    leaf: int
+    moment: str | None
+    start: int = 0
+    evaluator: int = -1
+
+
+def plan_campaign(
+    spec: CampaignSpec,
+    calendar: Calendar,
+    *,
+    kept: Sequence[KeptCall] = (),
+    not_before: datetime | None = None,
+) -> Plan:
+    """Plan ``spec`` on ``calendar``; raise :class:`PlanError` when it cannot be done."""
+    return _Planner(spec, calendar, kept, not_before).run()
+
+
+class _Planner:
+    def __init__(
+        self,
+        spec: CampaignSpec,
+        calendar: Calendar,
+        kept: Sequence[KeptCall],
+        not_before: datetime | None,
+    ) -> None:
+        self.spec = spec
+        self.cal = calendar
+        self.tz = calendar.tz
+        self.kept = kept
+        self.not_before = epoch_minutes(not_before) if not_before is not None else None
+        self.avail = Availability(spec.evaluators, spec.call_minutes, self.tz)
+        self.rng = Rng(f"{spec.seed}")
+        self.monday = spec.starts_on - timedelta(days=spec.starts_on.weekday())
+        self.weeks = (spec.ends_on - self.monday).days // 7 + 1
+        self.problems: list[str] = []
+        self.notes: list[str] = []
+        self.gap = spec.min_gap_minutes
+        self.call = spec.call_minutes
+        self.evaluator_index = {e.email: i for i, e in enumerate(spec.evaluators)}
+        self.eval_starts: list[list[int]] = [[] for _ in spec.evaluators]
+        self.loads = [0] * len(spec.evaluators)
+
+    # -- the checks that say what cannot be done ------------------------------------------
+
+    def _where(self, t: Target) -> str:
+        several = sum(x.service == t.service for x in self.spec.targets) > 1
+        return f"{t.service} ({t.number})" if several else t.service
+
+    def _period(self) -> str:
+        return f"between {self.spec.starts_on} and {self.spec.ends_on}"
+
+    def _check_target(self, tt: _Target, opened: int, kept_days: Counter[date]) -> None:
+        t, spec = tt.target, self.spec
+        where = self._where(t)
+        if not tt.leaves:
+            if opened == 0:
+                self.problems.append(
+                    f"{where}: no opening time {self._period()} leaves {spec.call_minutes} "
+                    "minutes before closing (hours, holidays and closures considered)"
+                )
+            else:
+                self.problems.append(
+                    f"{where}: no evaluator is available during its opening hours "
+                    f"{self._period()} (check the evaluators' availability)"
+                )
+            return
+        free_days = {lf.day for lf in tt.leaves} - set(kept_days)
+        all_days = {lf.day for lf in tt.leaves}
+        if tt.missing <= len(free_days):
+            tt.day_cap = 1
+        else:
+            cap = 2
+            while sum(max(0, cap - kept_days.get(d, 0)) for d in all_days) < tt.missing:
+                cap += 1
+            tt.day_cap = cap
+            self.notes.append(
+                f"{where}: {t.calls} calls for {len(all_days)} days when a call is possible "
+                f"{self._period()}: up to {cap} calls a day"
+            )
+        fits = self._most_calls(tt, kept_days)
+        if fits < tt.missing:
+            detail = ("one a day" if tt.day_cap == 1 else f"at most {tt.day_cap} a day") + (
+                f", {spec.min_gap_minutes} minutes apart" if spec.min_gap_minutes else ""
+            )
+            self.problems.append(
+                f"{where}: {tt.missing} calls to place but only {fits} fit in its opening "
+                f"hours {self._period()} ({len(all_days)} days when a call is possible; "
+                f"{detail})"
+            )
+
+    def _most_calls(self, tt: _Target, kept_days: Counter[date]) -> int:
+        """The largest number of calls the target's starts can hold with the gap and the
+        day cap: taking the earliest possible start each time is optimal for both."""
+        step = max(STEP, ceil_step(self.gap)) if self.gap else STEP
+        day_count = Counter(kept_days)
+        taken, last = 0, None
+        for leaf in tt.leaves:
+            for lo, hi in leaf.ranges:
+                s = lo if last is None else max(lo, ceil_step(last + self.gap))
+                while s <= hi and day_count[leaf.day] < tt.day_cap:
+                    taken += 1
+                    day_count[leaf.day] += 1
+                    last = s
+                    s += step
+                    if taken >= tt.missing:
+                        return taken
+        return taken
+
+    def _check_evaluators(self, targets: list[_Target]) -> None:
+        """Enough evaluator time in all for the calls asked."""
+        by_day: dict[date, list[Range]] = {}
+        for tt in targets:
+            for lf in tt.leaves:
+                by_day.setdefault(lf.day, []).extend(lf.ranges)
+        step = ceil_step(self.call)
+        capacity = 0
+        for day, ranges in by_day.items():
+            merged = _merge(sorted(ranges))
+            for i in range(len(self.spec.evaluators)):
+                own = self.avail.of(i, day)
+                capacity += _spaced(merged if own is None else intersect(merged, own), step)
+        needed = sum(tt.missing for tt in targets)
+        if capacity < needed:
+            self.problems.append(
+                f"evaluators: {needed} calls to place but the evaluators' availability holds "
+                f"at most {capacity} calls of {self.call} minutes during the services' opening "
+                f"hours {self._period()} (add evaluators or widen their availability)"
+            )
+
+    # -- the steps -------------------------------------------------------------------------
+
+    def run(self) -> Plan:
+        spec = self.spec
+        kept_by_target: dict[str, list[KeptCall]] = {}
+        for k in self.kept:
+            kept_by_target.setdefault(f"{k.service} {k.number}", []).append(k)
+        targets: list[_Target] = []
+        for i, t in enumerate(spec.targets):
+            kept = kept_by_target.get(t.key, [])
+            leaves, opened = target_leaves(self.cal, spec, t, self.avail, self.not_before)
+            tt = _Target(i, t, leaves, max(0, t.calls - len(kept)))
+            kept_days = Counter(k.scheduled_at.astimezone(self.tz).date() for k in kept)
+            tt.starts = sorted(epoch_minutes(k.scheduled_at) for k in kept)
+            tt.days = Counter(kept_days)
+            if spec.scenarios and not any(s.suits(t.service) for s in spec.scenarios):
+                self.problems.append(f"{self._where(t)}: no scenario suits this service")
+            if tt.missing:
+                self._check_target(tt, opened, kept_days)
+            targets.append(tt)
+        for k in self.kept:
+            ei = self.evaluator_index.get(k.evaluator)
+            if ei is not None:
+                bisect.insort(self.eval_starts[ei], epoch_minutes(k.scheduled_at))
+                self.loads[ei] += 1
+        if not self.problems:
+            self._check_evaluators([tt for tt in targets if tt.missing])
+        if self.problems:
+            raise PlanError(self.problems)
+        units: list[_Unit] = []
+        for tt in targets:
+            units.extend(self._spread(tt, kept_by_target.get(tt.target.key, [])))
+        self._place_all(units)
+        self._settle(units)
+        self._even_out(units)
+        return Plan(self._calls(units, targets, kept_by_target), tuple(self.notes))
+
+    def _spread(self, tt: _Target, kept: list[KeptCall]) -> list[_Unit]:
+        """Step 2 for one target: its half-days and their edges."""
+        if not tt.missing:
+            return []
+        rng = Rng(f"{self.spec.seed}:{tt.target.key}")
+        step = max(STEP, ceil_step(self.gap)) if self.gap else STEP
+        leaf_cap = [
+            1 if tt.day_cap == 1 else max(1, min(tt.day_cap, _spaced(lf.ranges, step)))
+            for lf in tt.leaves
+        ]
+        spread = Spread(tt.leaves, self.weeks, leaf_cap, tt.day_cap)
+        for k in kept:
+            local = k.scheduled_at.astimezone(self.tz)
+            spread.place_fixed(
+                Placed(
+                    week=(local.date() - self.monday).days // 7,
+                    weekday=local.weekday(),
+                    half=0 if local.time() < NOON else 1,
+                    day_index=spread.day_index.get(local.date()),
+                )
+            )
+        tt.spread = spread
+        chosen = choose_leaves(spread, tt.missing, rng)
+        kinds = frozenset().union(*(lf.kinds for lf in tt.leaves))
+        quotas = edge_quotas(tt.target.calls, kinds)
+        for k in kept:
+            if k.moment in quotas:
+                quotas[k.moment] = max(0, quotas[k.moment] - 1)
+        moments = assign_edges(tt.leaves, chosen, quotas, rng)
+        reach_edges(spread, tt.leaves, chosen, moments, quotas, rng)
+        return [_Unit(tt, leaf, moment) for leaf, moment in zip(chosen, moments, strict=True)]
+
+    def _candidates(self, unit: _Unit, leaf: Leaf, moment: str | None, rng: Rng) -> list[int]:
+        """The starts to try, in order: an edge's own; else the core's, then the edges'."""
+        if moment is not None:
+            ordered = rng.shuffled(list(starts(leaf.ranges_for(moment))))
+        else:
+            core = rng.shuffled(list(starts(leaf.ranges_for(CORE))))
+            taken = set(core)
+            ordered = core + rng.shuffled([s for s in starts(leaf.ranges) if s not in taken])
+        return [s for s in ordered if _free(unit.t.starts, s, self.gap)]
+
+    def _try(self, unit: _Unit, leaf_index: int, moment: str | None, rng: Rng) -> bool:
+        leaf = unit.t.leaves[leaf_index]
+        candidates = self._candidates(unit, leaf, moment, rng)
+        if not candidates:
+            return False
+        order = sorted(range(len(self.loads)), key=lambda i: (self.loads[i], rng.random()))
+        for ei in order:
+            for s in candidates:
+                if self.avail.allows(ei, leaf.day, s) and _free(self.eval_starts[ei], s, self.call):
+                    self._take(unit, leaf_index, s, ei)
+                    return True
+        return False
+
+    def _take(self, unit: _Unit, leaf_index: int, s: int, ei: int) -> None:
+        unit.leaf, unit.start, unit.evaluator = leaf_index, s, ei
+        bisect.insort(unit.t.starts, s)
+        unit.t.days[unit.t.leaves[leaf_index].day] += 1
+        bisect.insort(self.eval_starts[ei], s)
+        self.loads[ei] += 1
+
+    def _untake(self, unit: _Unit) -> None:
+        unit.t.starts.remove(unit.start)
+        unit.t.days[unit.t.leaves[unit.leaf].day] -= 1
+        self.eval_starts[unit.evaluator].remove(unit.start)
+        self.loads[unit.evaluator] -= 1
+
+    def _settle(self, units: list[_Unit]) -> None:
+        """Step 3 (end): calls displaced because an evaluator was busy may have left the
+        counts uneven; move single calls to half-days that even them out, wherever a minute
+        and an evaluator are free there (a call at an edge keeps to that edge)."""
+        rng = Rng(f"{self.spec.seed}:settle")
+        for _ in range(MAX_PASSES):
+            moved = False
+            for unit in rng.shuffled(units):
+                spread = unit.t.spread
+                assert spread is not None
+                here = unit.leaf
+                old = (unit.leaf, unit.start, unit.evaluator)
+                moment = moment_of(unit.t.leaves[here], unit.start)
+                spread.remove(here)
+                cost = spread.cost_of_adding()
+                better = [int(j) for j in np.argsort(cost, kind="stable") if cost[j] < cost[here]]
+                if better:
+                    self._untake(unit)
+                    for j in better:
+                        leaf = unit.t.leaves[j]
+                        if moment != CORE and moment not in leaf.kinds:
+                            continue
+                        if self._try(unit, j, None if moment == CORE else moment, rng):
+                            moved = True
+                            break
+                    else:
+                        self._take(unit, *old)
+                spread.add(unit.leaf)
+            if not moved:
+                return
+
+    def _place_all(self, units: list[_Unit]) -> None:
+        """Step 3: a minute and an evaluator for every call, the most constrained first."""
+        rng = Rng(f"{self.spec.seed}:minutes")
+        keyed = [
+            (
+                u.moment is None,
+                count(u.t.leaves[u.leaf].ranges_for(u.moment or CORE)),
+                rng.random(),
+                u,
+            )
+            for u in units
+        ]
+        for *_, unit in sorted(keyed, key=lambda k: k[:3]):
+            if self._try(unit, unit.leaf, unit.moment, rng):
+                continue
+            if unit.moment is not None and (
+                self._elsewhere(unit, rng, unit.moment) or self._try(unit, unit.leaf, None, rng)
+            ):
+                continue
+            if not self._elsewhere(unit, rng, None):
+                leaf = unit.t.leaves[unit.leaf]
+                raise PlanError(
+                    [
+                        f"{self._where(unit.t.target)}: no evaluator free for a call on "
+                        f"{leaf.day} ({HALVES[leaf.half]}) nor on "
+                        f"any other day still open to it: every evaluator available then "
+                        f"already has a call within {self.call} minutes"
+                        + (
+                            f", or its other calls are closer than {self.gap} minutes"
+                            if self.gap
+                            else ""
+                        )
+                    ]
+                )
+
+    def _elsewhere(self, unit: _Unit, rng: Rng, moment: str | None) -> bool:
+        """Another half-day (offering ``moment``'s edge, if given) for a call that found no
+        minute in its own, the one that keeps the counts most even first."""
+        spread = unit.t.spread
+        assert spread is not None
+        spread.remove(unit.leaf)
+        cost = spread.cost_of_adding()
+        days = unit.t.days
+        for j in sorted(range(len(cost)), key=lambda j: (cost[j], rng.random())):
+            leaf = unit.t.leaves[j]
+            if cost[j] == float("inf") or days[leaf.day] >= unit.t.day_cap or j == unit.leaf:
+                continue
+            if moment is not None and moment not in leaf.kinds:
+                continue
+            if self._try(unit, j, moment, rng):
+                spread.add(j)
+                return True
+        spread.add(unit.leaf)
+        return False
+
+    def _even_out(self, units: list[_Unit]) -> None:
+        """Move calls from the most loaded evaluators to the least loaded who can take them."""
+        for _ in range(len(units) + 1):
+            if not self._one_move(units):
+                return
+
+    def _one_move(self, units: list[_Unit]) -> bool:
+        order = sorted(range(len(self.loads)), key=lambda i: self.loads[i])
+        for heavy in reversed(order):
+            for light in order:
+                if self.loads[heavy] < self.loads[light] + 2:
+                    break
+                for u in units:
+                    if u.evaluator != heavy:
+                        continue
+                    day = u.t.leaves[u.leaf].day
+                    if self.avail.allows(light, day, u.start) and _free(
+                        self.eval_starts[light], u.start, self.call
+                    ):
+                        self.eval_starts[heavy].remove(u.start)
+                        self.loads[heavy] -= 1
+                        bisect.insort(self.eval_starts[light], u.start)
+                        self.loads[light] += 1
+                        u.evaluator = light
+                        return True
+        return False
+
+    def _calls(
+        self, units: list[_Unit], targets: list[_Target], kept: dict[str, list[KeptCall]]
+    ) -> tuple[PlannedCall, ...]:
+        """Step 4, scenarios, then the plan in time order."""
+        spec = self.spec
+        out: list[PlannedCall] = []
+        for tt in targets:
+            t = tt.target
+            mine = sorted((u for u in units if u.t is tt), key=lambda u: u.start)
+            suited = [s.id for s in spec.scenarios if s.suits(t.service)]
+            order = Rng(f"{spec.seed}:{t.key}:scenarios").shuffled(suited)
+            used = Counter(k.scenario for k in kept.get(t.key, []))
+            for u in mine:
+                scenario = None
+                if order:
+                    scenario = min(order, key=lambda sid: (used[sid], order.index(sid)))
+                    used[scenario] += 1
+                leaf = tt.leaves[u.leaf]
+                out.append(
+                    PlannedCall(
+                        scheduled_at=from_minutes(u.start, self.tz),
+                        service=t.service,
+                        number=t.number,
+                        scenario=scenario,
+                        evaluator=spec.evaluators[u.evaluator].email,
+                        mode=spec.mode,
+                        half_day=HALVES[leaf.half],
+                        moment=moment_of(leaf, u.start),
+                    )
+                )
+        out.sort(key=lambda c: (c.scheduled_at, c.service, c.number))
+        return tuple(out)
+
+
+def moment_of(leaf: Leaf, start: int) -> str:
+    """The fragile edge a start falls in (the opening, then the closing, then lunch)."""
+    for kind in EDGE_KINDS:
+        if any(lo <= start <= hi for lo, hi in leaf.edges.get(kind, [])):
+            return kind
+    return CORE
+
+
+def _free(sorted_starts: list[int], s: int, distance: int) -> bool:
+    """No start in the list closer to ``s`` than ``distance`` minutes."""
+    if distance <= 0:
+        return True
+    i = bisect.bisect_left(sorted_starts, s - distance + 1)
+    return i == len(sorted_starts) or sorted_starts[i] > s + distance - 1
+
+
+def _merge(ranges: list[Range]) -> list[Range]:
+    out: list[Range] = []
+    for lo, hi in ranges:
+        if out and lo <= out[-1][1] + STEP:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _spaced(ranges: Sequence[Range], step: int) -> int:
+    """How many starts at least ``step`` minutes apart the (sorted) ranges hold."""
+    n, last = 0, None
+    for lo, hi in ranges:
+        s = lo if last is None else max(lo, last + step)
+        if s <= hi:
+            k = (hi - s) // step + 1
+            n += k
+            last = s + (k - 1) * step
+    return n
