@@ -8,7 +8,7 @@ import io
 import json
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from campaigns.planner import PlannedCall
@@ -141,11 +141,13 @@ def to_ics(
     """An iCalendar file of the calls (one event each, a reminder 15 minutes before).
 
     ``links`` maps a call's position to the URL of its grid page, when the campaign is
-    stored; ``stamp`` is the DTSTAMP (now by default)."""
+    stored; ``stamp`` is the DTSTAMP: by default the campaign's first day (00:00 UTC), so
+    that the same file and seed give the same file, byte for byte. Calendars tell events
+    apart by UID, which changes with the call's time and target."""
     scenarios = {s.id: s for s in spec.scenarios}
     evaluators = {e.email: e.name for e in spec.evaluators}
     names = names or {}
-    now = _utc(stamp or datetime.now(UTC))
+    now = _utc(stamp or datetime.combine(spec.starts_on, time(), UTC))
     lines = [
         "BEGIN:VCALENDAR",
         "VERSION:2.0",

@@ -9,11 +9,10 @@ planner raises :class:`PlanError` saying which cannot be met and where. In four 
    made as even as the calendar allows; at most one call a day while the period has enough
    open days, else an even share per day. Then the fragile edges (opening, closing, lunch)
    are given their share of the calls; the other calls start outside the edges.
-3. **Which minute and which evaluator**: the calls with the fewest possible starts first;
-   each takes a seeded draw among the starts where the least-loaded evaluator who can call
-   then is free (no other call within ``call_minutes``) and the target's other calls are
-   ``min_gap_minutes`` away. Evaluators are then evened out by moving calls from the most
-   loaded to the least loaded wherever the latter can take them.
+3. **Which minute and which evaluator** (``placement.py``): the calls with the fewest
+   possible starts first; each takes a seeded draw among the starts where the least-loaded
+   evaluator who can call then is free (no other call within ``call_minutes``) and the
+   target's other calls are ``min_gap_minutes`` away; evaluators are then evened out.
 4. **Which scenario**: per target, in time order, the suited scenario used least so far
    (a seeded order breaks ties), so scenarios rotate evenly.
 
@@ -24,17 +23,13 @@ evaluator's time and their target's day, and only the missing calls are planned,
 
 from __future__ import annotations
 
-import bisect
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import numpy as np
-
 from campaigns.balance import (
-    MAX_PASSES,
     Placed,
     Spread,
     assign_edges,
@@ -42,22 +37,18 @@ from campaigns.balance import (
     edge_quotas,
     reach_edges,
 )
+from campaigns.placement import NoRoom, Placer, TargetState, Unit, merge, moment_of, spaced
 from campaigns.rng import Rng
 from campaigns.slots import (
-    CORE,
-    EDGE_KINDS,
     HALVES,
     NOON,
     STEP,
     Availability,
-    Leaf,
     Range,
     ceil_step,
-    count,
     epoch_minutes,
     from_minutes,
     intersect,
-    starts,
     target_leaves,
 )
 from campaigns.spec import CampaignSpec, Target
@@ -114,29 +105,6 @@ class Plan:
     notes: tuple[str, ...] = ()
 
 
-@dataclass
-class _Target:
-    """What the planner knows of one target while it works."""
-
-    index: int
-    target: Target
-    leaves: list[Leaf]
-    missing: int
-    day_cap: int = 1
-    spread: Spread | None = None
-    starts: list[int] = field(default_factory=list)  # sorted starts of its calls
-    days: Counter[date] = field(default_factory=Counter)  # its calls per day
-
-
-@dataclass
-class _Unit:
-    t: _Target
-    leaf: int
-    moment: str | None
-    start: int = 0
-    evaluator: int = -1
-
-
 def plan_campaign(
     spec: CampaignSpec,
     calendar: Calendar,
@@ -170,8 +138,7 @@ class _Planner:
         self.gap = spec.min_gap_minutes
         self.call = spec.call_minutes
         self.evaluator_index = {e.email: i for i, e in enumerate(spec.evaluators)}
-        self.eval_starts: list[list[int]] = [[] for _ in spec.evaluators]
-        self.loads = [0] * len(spec.evaluators)
+        self.placer = Placer(self.avail, spec.seed, spec.min_gap_minutes, spec.call_minutes)
 
     # -- the checks that say what cannot be done ------------------------------------------
 
@@ -182,7 +149,7 @@ class _Planner:
     def _period(self) -> str:
         return f"between {self.spec.starts_on} and {self.spec.ends_on}"
 
-    def _check_target(self, tt: _Target, opened: int, kept_days: Counter[date]) -> None:
+    def _check_target(self, tt: TargetState, opened: int, kept_days: Counter[date]) -> None:
         t, spec = tt.target, self.spec
         where = self._where(t)
         if not tt.leaves:
@@ -221,7 +188,7 @@ class _Planner:
                 f"{detail})"
             )
 
-    def _most_calls(self, tt: _Target, kept_days: Counter[date]) -> int:
+    def _most_calls(self, tt: TargetState, kept_days: Counter[date]) -> int:
         """The largest number of calls the target's starts can hold with the gap and the
         day cap: taking the earliest possible start each time is optimal for both."""
         step = max(STEP, ceil_step(self.gap)) if self.gap else STEP
@@ -239,7 +206,7 @@ class _Planner:
                         return taken
         return taken
 
-    def _check_evaluators(self, targets: list[_Target]) -> None:
+    def _check_evaluators(self, targets: list[TargetState]) -> None:
         """Enough evaluator time in all for the calls asked."""
         by_day: dict[date, list[Range]] = {}
         for tt in targets:
@@ -248,10 +215,10 @@ class _Planner:
         step = ceil_step(self.call)
         capacity = 0
         for day, ranges in by_day.items():
-            merged = _merge(sorted(ranges))
+            merged = merge(sorted(ranges))
             for i in range(len(self.spec.evaluators)):
                 own = self.avail.of(i, day)
-                capacity += _spaced(merged if own is None else intersect(merged, own), step)
+                capacity += spaced(merged if own is None else intersect(merged, own), step)
         needed = sum(tt.missing for tt in targets)
         if capacity < needed:
             self.problems.append(
@@ -267,11 +234,11 @@ class _Planner:
         kept_by_target: dict[str, list[KeptCall]] = {}
         for k in self.kept:
             kept_by_target.setdefault(f"{k.service} {k.number}", []).append(k)
-        targets: list[_Target] = []
+        targets: list[TargetState] = []
         for i, t in enumerate(spec.targets):
             kept = kept_by_target.get(t.key, [])
             leaves, opened = target_leaves(self.cal, spec, t, self.avail, self.not_before)
-            tt = _Target(i, t, leaves, max(0, t.calls - len(kept)))
+            tt = TargetState(i, t, leaves, max(0, t.calls - len(kept)))
             kept_days = Counter(k.scheduled_at.astimezone(self.tz).date() for k in kept)
             tt.starts = sorted(epoch_minutes(k.scheduled_at) for k in kept)
             tt.days = Counter(kept_days)
@@ -283,28 +250,30 @@ class _Planner:
         for k in self.kept:
             ei = self.evaluator_index.get(k.evaluator)
             if ei is not None:
-                bisect.insort(self.eval_starts[ei], epoch_minutes(k.scheduled_at))
-                self.loads[ei] += 1
+                self.placer.book(ei, epoch_minutes(k.scheduled_at))
         if not self.problems:
             self._check_evaluators([tt for tt in targets if tt.missing])
         if self.problems:
             raise PlanError(self.problems)
-        units: list[_Unit] = []
+        units: list[Unit] = []
         for tt in targets:
             units.extend(self._spread(tt, kept_by_target.get(tt.target.key, [])))
-        self._place_all(units)
-        self._settle(units)
-        self._even_out(units)
+        try:
+            self.placer.place_all(units)
+        except NoRoom as exc:
+            raise PlanError([self._no_room(exc.unit)]) from None
+        self.placer.settle(units)
+        self.placer.even_out(units)
         return Plan(self._calls(units, targets, kept_by_target), tuple(self.notes))
 
-    def _spread(self, tt: _Target, kept: list[KeptCall]) -> list[_Unit]:
+    def _spread(self, tt: TargetState, kept: list[KeptCall]) -> list[Unit]:
         """Step 2 for one target: its half-days and their edges."""
         if not tt.missing:
             return []
         rng = Rng(f"{self.spec.seed}:{tt.target.key}")
         step = max(STEP, ceil_step(self.gap)) if self.gap else STEP
         leaf_cap = [
-            1 if tt.day_cap == 1 else max(1, min(tt.day_cap, _spaced(lf.ranges, step)))
+            1 if tt.day_cap == 1 else max(1, min(tt.day_cap, spaced(lf.ranges, step)))
             for lf in tt.leaves
         ]
         spread = Spread(tt.leaves, self.weeks, leaf_cap, tt.day_cap)
@@ -327,159 +296,19 @@ class _Planner:
                 quotas[k.moment] = max(0, quotas[k.moment] - 1)
         moments = assign_edges(tt.leaves, chosen, quotas, rng)
         reach_edges(spread, tt.leaves, chosen, moments, quotas, rng)
-        return [_Unit(tt, leaf, moment) for leaf, moment in zip(chosen, moments, strict=True)]
+        return [Unit(tt, leaf, moment) for leaf, moment in zip(chosen, moments, strict=True)]
 
-    def _candidates(self, unit: _Unit, leaf: Leaf, moment: str | None, rng: Rng) -> list[int]:
-        """The starts to try, in order: an edge's own; else the core's, then the edges'."""
-        if moment is not None:
-            ordered = rng.shuffled(list(starts(leaf.ranges_for(moment))))
-        else:
-            core = rng.shuffled(list(starts(leaf.ranges_for(CORE))))
-            taken = set(core)
-            ordered = core + rng.shuffled([s for s in starts(leaf.ranges) if s not in taken])
-        return [s for s in ordered if _free(unit.t.starts, s, self.gap)]
-
-    def _try(self, unit: _Unit, leaf_index: int, moment: str | None, rng: Rng) -> bool:
-        leaf = unit.t.leaves[leaf_index]
-        candidates = self._candidates(unit, leaf, moment, rng)
-        if not candidates:
-            return False
-        order = sorted(range(len(self.loads)), key=lambda i: (self.loads[i], rng.random()))
-        for ei in order:
-            for s in candidates:
-                if self.avail.allows(ei, leaf.day, s) and _free(self.eval_starts[ei], s, self.call):
-                    self._take(unit, leaf_index, s, ei)
-                    return True
-        return False
-
-    def _take(self, unit: _Unit, leaf_index: int, s: int, ei: int) -> None:
-        unit.leaf, unit.start, unit.evaluator = leaf_index, s, ei
-        bisect.insort(unit.t.starts, s)
-        unit.t.days[unit.t.leaves[leaf_index].day] += 1
-        bisect.insort(self.eval_starts[ei], s)
-        self.loads[ei] += 1
-
-    def _untake(self, unit: _Unit) -> None:
-        unit.t.starts.remove(unit.start)
-        unit.t.days[unit.t.leaves[unit.leaf].day] -= 1
-        self.eval_starts[unit.evaluator].remove(unit.start)
-        self.loads[unit.evaluator] -= 1
-
-    def _settle(self, units: list[_Unit]) -> None:
-        """Step 3 (end): calls displaced because an evaluator was busy may have left the
-        counts uneven; move single calls to half-days that even them out, wherever a minute
-        and an evaluator are free there (a call at an edge keeps to that edge)."""
-        rng = Rng(f"{self.spec.seed}:settle")
-        for _ in range(MAX_PASSES):
-            moved = False
-            for unit in rng.shuffled(units):
-                spread = unit.t.spread
-                assert spread is not None
-                here = unit.leaf
-                old = (unit.leaf, unit.start, unit.evaluator)
-                moment = moment_of(unit.t.leaves[here], unit.start)
-                spread.remove(here)
-                cost = spread.cost_of_adding()
-                better = [int(j) for j in np.argsort(cost, kind="stable") if cost[j] < cost[here]]
-                if better:
-                    self._untake(unit)
-                    for j in better:
-                        leaf = unit.t.leaves[j]
-                        if moment != CORE and moment not in leaf.kinds:
-                            continue
-                        if self._try(unit, j, None if moment == CORE else moment, rng):
-                            moved = True
-                            break
-                    else:
-                        self._take(unit, *old)
-                spread.add(unit.leaf)
-            if not moved:
-                return
-
-    def _place_all(self, units: list[_Unit]) -> None:
-        """Step 3: a minute and an evaluator for every call, the most constrained first."""
-        rng = Rng(f"{self.spec.seed}:minutes")
-        keyed = [
-            (
-                u.moment is None,
-                count(u.t.leaves[u.leaf].ranges_for(u.moment or CORE)),
-                rng.random(),
-                u,
-            )
-            for u in units
-        ]
-        for *_, unit in sorted(keyed, key=lambda k: k[:3]):
-            if self._try(unit, unit.leaf, unit.moment, rng):
-                continue
-            if unit.moment is not None and (
-                self._elsewhere(unit, rng, unit.moment) or self._try(unit, unit.leaf, None, rng)
-            ):
-                continue
-            if not self._elsewhere(unit, rng, None):
-                leaf = unit.t.leaves[unit.leaf]
-                raise PlanError(
-                    [
-                        f"{self._where(unit.t.target)}: no evaluator free for a call on "
-                        f"{leaf.day} ({HALVES[leaf.half]}) nor on "
-                        f"any other day still open to it: every evaluator available then "
-                        f"already has a call within {self.call} minutes"
-                        + (
-                            f", or its other calls are closer than {self.gap} minutes"
-                            if self.gap
-                            else ""
-                        )
-                    ]
-                )
-
-    def _elsewhere(self, unit: _Unit, rng: Rng, moment: str | None) -> bool:
-        """Another half-day (offering ``moment``'s edge, if given) for a call that found no
-        minute in its own, the one that keeps the counts most even first."""
-        spread = unit.t.spread
-        assert spread is not None
-        spread.remove(unit.leaf)
-        cost = spread.cost_of_adding()
-        days = unit.t.days
-        for j in sorted(range(len(cost)), key=lambda j: (cost[j], rng.random())):
-            leaf = unit.t.leaves[j]
-            if cost[j] == float("inf") or days[leaf.day] >= unit.t.day_cap or j == unit.leaf:
-                continue
-            if moment is not None and moment not in leaf.kinds:
-                continue
-            if self._try(unit, j, moment, rng):
-                spread.add(j)
-                return True
-        spread.add(unit.leaf)
-        return False
-
-    def _even_out(self, units: list[_Unit]) -> None:
-        """Move calls from the most loaded evaluators to the least loaded who can take them."""
-        for _ in range(len(units) + 1):
-            if not self._one_move(units):
-                return
-
-    def _one_move(self, units: list[_Unit]) -> bool:
-        order = sorted(range(len(self.loads)), key=lambda i: self.loads[i])
-        for heavy in reversed(order):
-            for light in order:
-                if self.loads[heavy] < self.loads[light] + 2:
-                    break
-                for u in units:
-                    if u.evaluator != heavy:
-                        continue
-                    day = u.t.leaves[u.leaf].day
-                    if self.avail.allows(light, day, u.start) and _free(
-                        self.eval_starts[light], u.start, self.call
-                    ):
-                        self.eval_starts[heavy].remove(u.start)
-                        self.loads[heavy] -= 1
-                        bisect.insort(self.eval_starts[light], u.start)
-                        self.loads[light] += 1
-                        u.evaluator = light
-                        return True
-        return False
+    def _no_room(self, unit: Unit) -> str:
+        leaf = unit.t.leaves[unit.leaf]
+        return (
+            f"{self._where(unit.t.target)}: no evaluator free for a call on {leaf.day} "
+            f"({HALVES[leaf.half]}) nor on any other day still open to it: every evaluator "
+            f"available then already has a call within {self.call} minutes"
+            + (f", or its other calls are closer than {self.gap} minutes" if self.gap else "")
+        )
 
     def _calls(
-        self, units: list[_Unit], targets: list[_Target], kept: dict[str, list[KeptCall]]
+        self, units: list[Unit], targets: list[TargetState], kept: dict[str, list[KeptCall]]
     ) -> tuple[PlannedCall, ...]:
         """Step 4, scenarios, then the plan in time order."""
         spec = self.spec
@@ -510,41 +339,3 @@ class _Planner:
                 )
         out.sort(key=lambda c: (c.scheduled_at, c.service, c.number))
         return tuple(out)
-
-
-def moment_of(leaf: Leaf, start: int) -> str:
-    """The fragile edge a start falls in (the opening, then the closing, then lunch)."""
-    for kind in EDGE_KINDS:
-        if any(lo <= start <= hi for lo, hi in leaf.edges.get(kind, [])):
-            return kind
-    return CORE
-
-
-def _free(sorted_starts: list[int], s: int, distance: int) -> bool:
-    """No start in the list closer to ``s`` than ``distance`` minutes."""
-    if distance <= 0:
-        return True
-    i = bisect.bisect_left(sorted_starts, s - distance + 1)
-    return i == len(sorted_starts) or sorted_starts[i] > s + distance - 1
-
-
-def _merge(ranges: list[Range]) -> list[Range]:
-    out: list[Range] = []
-    for lo, hi in ranges:
-        if out and lo <= out[-1][1] + STEP:
-            out[-1] = (out[-1][0], max(out[-1][1], hi))
-        else:
-            out.append((lo, hi))
-    return out
-
-
-def _spaced(ranges: Sequence[Range], step: int) -> int:
-    """How many starts at least ``step`` minutes apart the (sorted) ranges hold."""
-    n, last = 0, None
-    for lo, hi in ranges:
-        s = lo if last is None else max(lo, last + step)
-        if s <= hi:
-            k = (hi - s) // step + 1
-            n += k
-            last = s + (k - 1) * step
-    return n

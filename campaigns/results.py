@@ -6,9 +6,9 @@ What each figure means (also given to people, in French, in ``DEFINITIONS_FR``):
   missed, or its time passed more than a day ago without an evaluation; **cancelled** when
   the campaign was cancelled before it was done; otherwise it is **to come**;
 - the **mean score** is over the done calls, out of the grid's scale, with Student's 95 %
-  interval; the **pass rate** is the share of done calls passed (score ≥ pass mark and no
-  critical item failed), with Wilson's 95 % interval; **excellent** is the share of done
-  calls at or above the excellence mark;
+  interval (kept inside the scale); the **pass rate** is the share of done calls passed
+  (score ≥ pass mark and no critical item failed), with Wilson's 95 % interval;
+  **excellent** is the share of done calls at or above the excellence mark;
 - a figure over fewer than ``MIN_CALLS`` done calls is flagged « too few calls »: it is
   shown, but says little;
 - the **previous campaign** is the latest earlier campaign on the same grid (same slug)
@@ -94,12 +94,12 @@ def state_of(call: CallRow, evaluated: bool, now: datetime) -> str:
 
 
 def figures(
-    calls: Sequence[CallRow], evals: Mapping[int, EvalRow], now: datetime
+    calls: Sequence[CallRow], evals: Mapping[int, EvalRow], now: datetime, scale: float
 ) -> dict[str, Any]:
-    """The figures of a set of calls."""
+    """The figures of a set of calls (scores out of ``scale``)."""
     states = Counter(state_of(c, c.id in evals, now) for c in calls)
     done = [evals[c.id] for c in calls if c.id in evals]
-    mean, low, high = mean_interval([e.score for e in done])
+    mean, low, high = mean_interval([e.score for e in done], (0, scale))
     rate, rlow, rhigh = wilson(sum(e.passed for e in done), len(done))
     return {
         "planned": len(calls),
@@ -128,12 +128,13 @@ def _by(
     now: datetime,
     key: Callable[[CallRow], Any],
     keys: Sequence[tuple[Any, str]],
+    scale: float,
 ) -> list[dict[str, Any]]:
     out = []
     for k, label in keys:
         group = [c for c in calls if key(c) == k]
         if group:
-            out.append({"key": k, "label": label, **figures(group, evals, now)})
+            out.append({"key": k, "label": label, **figures(group, evals, now, scale)})
     return out
 
 
@@ -141,7 +142,7 @@ def section_figures(grid: Grid, done: Sequence[EvalRow]) -> list[dict[str, Any]]
     out = []
     for s in grid.sections:
         values = [e.sections[s.id] for e in done if e.sections.get(s.id) is not None]
-        mean, low, high = mean_interval([v for v in values if v is not None])
+        mean, low, high = mean_interval([v for v in values if v is not None], (0, grid.scale))
         out.append(
             {
                 "id": s.id,
@@ -203,7 +204,7 @@ def campaign_results(
             {
                 "service": slug,
                 "name": services.get(slug, slug),
-                **figures(mine, evals, now),
+                **figures(mine, evals, now, grid.scale),
                 "sections": {s["id"]: s["mean_score"] for s in section_figures(grid, mine_done)},
             }
         )
@@ -223,19 +224,24 @@ def campaign_results(
         )
     return {
         "min_calls": MIN_CALLS,
-        "overall": figures(calls, evals, now),
+        "overall": figures(calls, evals, now, grid.scale),
         "services": service_rows,
         "sections": section_figures(grid, done),
         "items": item_figures(grid, done),
         "strata": {
-            "half_day": _by(calls, evals, now, lambda c: c.half_day, list(HALF_DAYS_FR.items())),
-            "moment": _by(calls, evals, now, lambda c: c.moment, list(MOMENTS_FR.items())),
+            "half_day": _by(
+                calls, evals, now, lambda c: c.half_day, list(HALF_DAYS_FR.items()), grid.scale
+            ),
+            "moment": _by(
+                calls, evals, now, lambda c: c.moment, list(MOMENTS_FR.items()), grid.scale
+            ),
             "weekday": _by(
                 calls,
                 evals,
                 now,
                 lambda c: c.scheduled_at.astimezone(tz).isoweekday(),
                 [(i + 1, d) for i, d in enumerate(WEEKDAYS_FR)],
+                grid.scale,
             ),
         },
         "evaluators": evaluator_rows,

@@ -21,6 +21,9 @@ from typing import Any
 from campaigns.grids import NA, Grid, Item
 
 Answer = bool | int | float | str
+# Accepted spellings; stored answers always use True/False and "na".
+NA_SPELLINGS = frozenset({NA, "n/a", "n.a.", "sans objet"})
+YES_NO = {"yes": True, "oui": True, "true": True, "no": False, "non": False, "false": False}
 
 
 class AnswerError(ValueError):
@@ -101,18 +104,18 @@ def _check(item: Item, value: Any) -> Answer:
         if len(value) > 4000:
             raise AnswerError(item.id, f"« {item.label} » is too long (4,000 characters at most)")
         return value.strip()
-    if value == NA:
+    if isinstance(value, str) and value.strip().lower() in NA_SPELLINGS:
         if not item.na_allowed:
             raise AnswerError(item.id, f"« {item.label} » cannot be N/A in this grid")
         return NA
     if item.kind == "yes_no":
-        if value in ("yes", "oui"):
-            return True
-        if value in ("no", "non"):
-            return False
-        if not isinstance(value, bool):
-            raise AnswerError(item.id, f"« {item.label} » takes true or false")
-        return value
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in YES_NO:
+            return YES_NO[value.strip().lower()]
+        if isinstance(value, int) and value in (0, 1):
+            return value == 1
+        raise AnswerError(item.id, f"« {item.label} » takes true or false (yes / no)")
     if item.kind == "choice":
         if not isinstance(value, str) or item.option(value) is None:
             known = ", ".join(o.id for o in item.options)

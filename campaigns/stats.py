@@ -33,8 +33,11 @@ def t_975(df: int) -> float:
     return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
 
-def mean_interval(values: Sequence[float]) -> tuple[float | None, float | None, float | None]:
-    """(mean, low, high) at 95 %; low and high are None with fewer than two values."""
+def mean_interval(
+    values: Sequence[float], bounds: tuple[float, float] | None = None
+) -> tuple[float | None, float | None, float | None]:
+    """(mean, low, high) at 95 %; low and high are None with fewer than two values, and
+    kept inside ``bounds`` (a score cannot leave its scale, whatever a few calls say)."""
     n = len(values)
     if n == 0:
         return None, None, None
@@ -43,7 +46,9 @@ def mean_interval(values: Sequence[float]) -> tuple[float | None, float | None, 
         return mean, None, None
     var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
     half = t_975(n - 1) * math.sqrt(var / n)
-    return mean, mean - half, mean + half
+    if bounds is None:
+        return mean, mean - half, mean + half
+    return mean, max(bounds[0], mean - half), min(bounds[1], mean + half)
 
 
 def wilson(successes: int, n: int) -> tuple[float | None, float | None, float | None]:

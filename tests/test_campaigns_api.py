@@ -134,6 +134,8 @@ async def test_a_campaign_is_stored_with_the_planners_plan(client: Client) -> No
     by_service = await calls_of(client, created["id"], "?service=etat-civil")
     assert len(by_service) == 4
     assert {c["service"] for c in by_service} == {"etat-civil"}
+    stored = await (await client.get(f"/api/v1/campaigns/{created['id']}/plan")).json()
+    assert [c["id"] for c in stored["calls"]] == [c["id"] for c in calls]
     mine = await calls_of(client, created["id"], f"?evaluator={EVALUATOR}")
     assert {c["evaluator"] for c in mine} == {EVALUATOR}
     assert 0 < len(mine) < 10
@@ -233,6 +235,11 @@ async def test_an_evaluation_is_scored_corrected_and_its_history_kept(client: Cl
     assert history["history"][0]["reason"] == "relu l'enregistrement"
     assert history["history"][0]["answers"]["information"] == 4
     assert history["comments"] == {}  # the correction gave no remark
+    # the same call under its campaign's path; another campaign's path does not reach it
+    under = f"/api/v1/campaigns/{cid}/calls/{first['id']}/evaluation"
+    assert (await (await client.get(under)).json())["revision"] == 2
+    wrong = f"/api/v1/campaigns/{cid + 1}/calls/{first['id']}/evaluation"
+    assert (await client.post(wrong, json={"answers": PERFECT})).status == 404
     listed = (await calls_of(client, cid))[0]
     assert listed["state"] == "done"
     assert listed["evaluation"]["score"] == 0
@@ -361,8 +368,9 @@ async def test_results_are_the_stated_figures(client: Client) -> None:
     o = results["overall"]
     assert (o["planned"], o["done"], o["missed"], o["to_come"]) == (10, 4, 6, 0)
     assert o["mean_score"] == pytest.approx(mean, abs=1e-4)
-    assert o["mean_score_low"] == pytest.approx(mean - half, abs=1e-3)
-    assert o["mean_score_high"] == pytest.approx(mean + half, abs=1e-3)
+    assert o["mean_score_low"] == pytest.approx(max(0, mean - half), abs=1e-3)
+    assert o["mean_score_high"] == pytest.approx(min(10, mean + half), abs=1e-3)
+    assert mean + half > 10  # four calls this spread: the interval is cut at the scale
     lo, hi = wilson(3, 4)  # 10, 9.13 and 8.26 pass; the critical failure does not
     assert o["pass_rate"] == 0.75
     assert (o["pass_rate_low"], o["pass_rate_high"]) == (

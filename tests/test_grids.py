@@ -379,3 +379,19 @@ def test_every_item_na_is_refused() -> None:
     )
     with pytest.raises(AnswerError, match="nothing to score"):
         check_answers(grid, {"x": "na"})
+
+
+def test_answers_in_other_spellings_are_stored_one_way() -> None:
+    spelled = perfect() | {
+        "bonjour": "oui",
+        "agent-nomme": 0,
+        "transfert": "N/A",
+        "service-nomme": "yes",
+    }
+    checked = check_answers(GRID, spelled)
+    assert (checked["bonjour"], checked["agent-nomme"], checked["transfert"]) == (True, False, NA)
+    assert checked["service-nomme"] is True
+    canonical = check_answers(GRID, perfect() | {"agent-nomme": False})
+    assert score(GRID, checked) == score(GRID, canonical)
+    with pytest.raises(AnswerError, match="takes true or false"):
+        check_answers(GRID, perfect() | {"bonjour": 2})

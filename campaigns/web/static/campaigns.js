@@ -22,6 +22,7 @@ async function load() {
   $("#status").textContent = data.campaigns.length
     ? `${data.campaigns.length} campagne${data.campaigns.length > 1 ? "s" : ""}.`
     : "Aucune campagne pour l'instant : créez la première ci-dessous.";
+  document.body.dataset.loaded = "true";
 }
 
 function showPlan(calls) {

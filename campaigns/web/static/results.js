@@ -16,15 +16,15 @@ function svgEl(parent, tag, attrs, text) {
 // Horizontal bars with whiskers: rows of {label, value, low, high, few}; max is the scale.
 function bars(svg, rows, max, mark, fmt) {
   svg.replaceChildren();
-  const left = 230, width = 420, rowH = 30, top = 10;
-  svg.setAttribute("viewBox", `0 0 720 ${top + rows.length * rowH + 30}`);
+  const left = 200, width = 360, rowH = 30, top = 10;
+  svg.setAttribute("viewBox", `0 0 760 ${top + rows.length * rowH + 30}`);
   const x = (v) => left + (width * Math.max(0, Math.min(max, v))) / max;
   for (const t of [0, 0.25, 0.5, 0.75, 1]) {
     svgEl(svg, "text", { x: x(t * max) - 8, y: top + rows.length * rowH + 18 }, fmt(t * max));
   }
   rows.forEach((r, i) => {
     const y = top + i * rowH;
-    svgEl(svg, "text", { x: 0, y: y + 18 }, r.label.length > 32 ? `${r.label.slice(0, 31)}…` : r.label);
+    svgEl(svg, "text", { x: 0, y: y + 18 }, r.label.length > 28 ? `${r.label.slice(0, 27)}…` : r.label);
     if (r.value === null || r.value === undefined) {
       svgEl(svg, "text", { x: left + 4, y: y + 18 }, "aucun appel réalisé");
       return;

@@ -1,0 +1,58 @@
+"""``/api/v1/grids``: the grid versions known (files and database), one grid, a new one."""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from campaigns import flows
+from campaigns.grid_store import GridConflict, list_grids, store_grid, stored_grid
+from campaigns.grids import parse_grid
+from campaigns.http import answers, audit, read_body
+from service.config_tables import ConfigError
+from service.keys import DB_POOL, SETTINGS
+from service.web.errors import ApiError
+
+
+async def get_grids(request: web.Request) -> web.Response:
+    lib = flows.library(request.app[SETTINGS])
+    async with request.app[DB_POOL].acquire() as conn:
+        return web.json_response({"grids": await list_grids(conn, lib)})
+
+
+@answers
+async def get_grid(request: web.Request) -> web.Response:
+    slug = request.match_info["slug"]
+    version = request.query.get("version")
+    if version is not None and not version.isdigit():
+        raise ApiError("version must be a whole number", field="version")
+    wanted = int(version) if version else None
+    grid = flows.library(request.app[SETTINGS]).get(slug, wanted)
+    if grid is None:
+        pool = request.app[DB_POOL]
+        gid = await pool.fetchval(
+            "SELECT id FROM grids WHERE slug = $1 AND ($2::int IS NULL OR version = $2) "
+            "ORDER BY version DESC LIMIT 1",
+            slug,
+            wanted,
+        )
+        if gid is None:
+            raise ApiError(f"no grid {slug}" + (f" v{wanted}" if wanted else ""), status=404)
+        grid = await stored_grid(pool, gid)
+    return web.json_response(grid.as_dict())
+
+
+async def post_grid(request: web.Request) -> web.Response:
+    """Register a grid version (TOML or JSON); the same content again changes nothing."""
+    data, source = await read_body(request)
+    try:
+        grid = parse_grid(data, "body")
+    except ConfigError as exc:
+        raise ApiError(exc.problem, field=exc.key or None) from None
+    try:
+        async with request.app[DB_POOL].acquire() as conn:
+            gid = await store_grid(conn, grid, source or orjson.dumps(data).decode(), "api")
+    except GridConflict as exc:
+        raise ApiError(str(exc), status=409, field="version") from None
+    await audit(request, "grid.store", f"grid:{gid}", {"slug": grid.slug, "version": grid.version})
+    return web.json_response({"id": gid, **grid.as_dict()}, status=201)
