@@ -3,9 +3,6 @@ calls (JSON, CSV, iCalendar), re-plan, cancel, and its results (JSON, CSV, XLSX)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from aiohttp import web
 
 from campaigns import exports, flows, payloads, queries
@@ -119,7 +116,7 @@ async def get_calls(request: web.Request) -> web.StreamResponse:
     if fmt == "ics":
         cal: Calendar = request.app[CALENDAR]
         spec = flows.parse(row["spec"], f"campaign {cid}", cal)
-        planned = [_planned(r) for r in rows if r["status"] != "cancelled"]
+        planned = [queries.record_as(PlannedCall, r) for r in rows if r["status"] != "cancelled"]
         base = request.app[SETTINGS].public_url or f"{request.scheme}://{request.host}"
         links = {
             i: f"{base}/appels-mysteres/{r['id']}"
@@ -131,19 +128,6 @@ async def get_calls(request: web.Request) -> web.StreamResponse:
             charset="utf-8",
         )
     raise ApiError("format must be json, csv or ics", field="format")
-
-
-def _planned(r: Mapping[str, Any]) -> PlannedCall:
-    return PlannedCall(
-        scheduled_at=r["scheduled_at"],
-        service=r["service"],
-        number=r["number"],
-        scenario=r["scenario"],
-        evaluator=r["evaluator"],
-        mode=r["mode"],
-        half_day=r["half_day"],
-        moment=r["moment"],
-    )
 
 
 @answers

@@ -10,6 +10,8 @@ from typing import Any
 
 import pandas as pd
 
+from campaigns.plan_formats import PLAN_FIELDS
+
 FIGURE_COLUMNS = (
     "planned",
     "done",
@@ -41,21 +43,7 @@ FIGURES_FR = {
     "too_few": "Trop peu d'appels",
 }
 TABLES = ("services", "sections", "items", "strata", "calls")
-CALL_COLUMNS = (
-    "id",
-    "scheduled_at",
-    "service",
-    "number",
-    "scenario",
-    "evaluator",
-    "mode",
-    "half_day",
-    "moment",
-    "state",
-    "score",
-    "passed",
-    "excellent",
-)
+CALL_COLUMNS = ("id", *PLAN_FIELDS, "state", "score", "passed", "excellent")
 
 
 def services_frame(results: Mapping[str, Any]) -> pd.DataFrame:

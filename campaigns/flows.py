@@ -157,11 +157,7 @@ async def replan(
             field=unknown[0],
         )
     async with pool.acquire() as conn, conn.transaction():
-        row = await queries.lock_campaign(conn, campaign_id)
-        if row is None:
-            raise CampaignError(404, f"no campaign {campaign_id}")
-        if row["status"] == "cancelled":
-            raise CampaignError(409, "the campaign is cancelled")
+        row = await _lock_active(conn, campaign_id, "the campaign is cancelled")
         spec = parse({**row["spec"], **overrides}, f"campaign {campaign_id}", calendar)
         calls = await queries.current_calls(conn, campaign_id)
         keep = [c for c in calls if _kept(c, now)]
@@ -211,6 +207,16 @@ async def replan(
     }
 
 
+async def _lock_active(conn: Any, campaign_id: int, if_cancelled: str) -> asyncpg.Record:
+    """The campaign's row, locked until the transaction ends; 404 or 409 otherwise."""
+    row = await queries.lock_campaign(conn, campaign_id)
+    if row is None:
+        raise CampaignError(404, f"no campaign {campaign_id}")
+    if row["status"] == "cancelled":
+        raise CampaignError(409, if_cancelled)
+    return row
+
+
 def _kept(call: Mapping[str, Any], now: datetime) -> bool:
     if call["evaluation_id"] is not None:
         return True
@@ -224,11 +230,7 @@ async def cancel(
 ) -> dict[str, Any]:
     """Cancel the campaign: its calls not done are cancelled; evaluations stay."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await queries.lock_campaign(conn, campaign_id)
-        if row is None:
-            raise CampaignError(404, f"no campaign {campaign_id}")
-        if row["status"] == "cancelled":
-            raise CampaignError(409, "the campaign is already cancelled")
+        await _lock_active(conn, campaign_id, "the campaign is already cancelled")
         done = await conn.execute(
             "UPDATE mystery_calls m SET status = 'cancelled', status_by = $2, status_at = $3 "
             "WHERE campaign_id = $1 AND status IN ('planned', 'missed') "
@@ -275,20 +277,7 @@ async def _results_of(
     conn: Any, calendar: Calendar, row: Mapping[str, Any], now: datetime
 ) -> dict[str, Any]:
     grid = await stored_grid(conn, row["grid_id"])
-    calls = [
-        CallRow(
-            id=c["id"],
-            service=c["service"],
-            number=c["number"],
-            scheduled_at=c["scheduled_at"],
-            status=c["status"],
-            half_day=c["half_day"],
-            moment=c["moment"],
-            evaluator=c["evaluator"],
-            scenario=c["scenario"],
-        )
-        for c in await queries.current_calls(conn, row["id"])
-    ]
+    calls = [queries.record_as(CallRow, c) for c in await queries.current_calls(conn, row["id"])]
     evals = {
         e["mystery_call_id"]: EvalRow(
             call_id=e["mystery_call_id"],

@@ -8,6 +8,7 @@ import io
 import json
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import fields
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -23,19 +24,8 @@ MOMENTS_FR = {
     "lunch": "pause de midi",
     "core": "",
 }
-CSV_COLUMNS = (
-    "scheduled_at",
-    "date",
-    "time",
-    "weekday",
-    "service",
-    "number",
-    "scenario",
-    "evaluator",
-    "mode",
-    "half_day",
-    "moment",
-)
+PLAN_FIELDS = tuple(f.name for f in fields(PlannedCall))  # the JSON keys of a planned call
+CSV_COLUMNS = ("scheduled_at", "date", "time", "weekday", *PLAN_FIELDS[1:])
 
 
 def to_json(calls: Sequence[PlannedCall]) -> str:

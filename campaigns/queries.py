@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from typing import Any, TypeVar
 
 import asyncpg
 
 from campaigns.planner import PlannedCall
+
+T = TypeVar("T")
+
+
+def record_as(cls: type[T], row: Mapping[str, Any]) -> T:
+    """A dataclass from a row that has a column of each of its fields' names."""
+    return cls(**{f.name: row[f.name] for f in fields(cls)})  # type: ignore[arg-type]
+
 
 CALL_COLUMNS = (
     "m.id, m.campaign_id, m.plan_revision, m.scheduled_at, m.service, m.number, m.scenario, "

@@ -23,26 +23,13 @@ from service.calendar import Calendar
 from service.keys import CALENDAR, DB_POOL
 from service.municipality import load_municipality
 from tests.conftest import TEST_CONFIG
+from tests.test_grids import perfect
 
 Client = TestClient[web.Request, web.Application]
 _serial = itertools.count()
 EVALUATOR = "claire.martin@ville.test"
 
-PERFECT = {
-    "delai": 12,
-    "attente-annoncee": "na",
-    "bonjour": True,
-    "service-nomme": True,
-    "agent-nomme": True,
-    "amabilite": 3,
-    "laisse-parler": True,
-    "reformulation": True,
-    "information": 4,
-    "transfert": "na",
-    "mise-en-attente": "na",
-    "besoin-satisfait": True,
-    "remerciements": True,
-}
+PERFECT = perfect()
 
 
 def body(**overrides: Any) -> dict[str, Any]:
@@ -238,8 +225,8 @@ async def test_an_evaluation_is_scored_corrected_and_its_history_kept(client: Cl
     # the same call under its campaign's path; another campaign's path does not reach it
     under = f"/api/v1/campaigns/{cid}/calls/{first['id']}/evaluation"
     assert (await (await client.get(under)).json())["revision"] == 2
-    wrong = f"/api/v1/campaigns/{cid + 1}/calls/{first['id']}/evaluation"
-    assert (await client.post(wrong, json={"answers": PERFECT})).status == 404
+    elsewhere = f"/api/v1/campaigns/{cid + 1}/calls/{first['id']}/evaluation"
+    assert (await client.post(elsewhere, json={"answers": PERFECT})).status == 404
     listed = (await calls_of(client, cid))[0]
     assert listed["state"] == "done"
     assert listed["evaluation"]["score"] == 0
