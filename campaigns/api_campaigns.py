@@ -51,8 +51,9 @@ async def post_plan(request: web.Request) -> web.StreamResponse:
     data, _ = await read_body(request)
     cal: Calendar = request.app[CALENDAR]
     spec = flows.parse(data, "body", cal)
-    async with request.app[DB_POOL].acquire() as conn, conn.transaction():
-        await flows.grid_for(conn, request.app[SETTINGS], spec)  # the grid must exist
+    async with request.app[DB_POOL].acquire() as conn:
+        # The grid must exist (and be usable); a preview stores nothing, not even it.
+        await flows.grid_for(conn, request.app[SETTINGS], spec, store=False)
     plan = flows.plan_or_refuse(spec, cal)
     return _plan_answer(request, spec, plan.calls, plan.notes)
 
@@ -72,7 +73,7 @@ async def post_campaign(request: web.Request) -> web.Response:
         actor=who.label,
     )
     row = await flows.campaign_or_404(pool, cid)
-    await audit(request, "campaign.create", f"campaign:{cid}", {"calls": row["calls"]})
+    await audit(request, "campaign.create", f"campaign:{cid}", payloads.creation_detail(row))
     return web.json_response(
         payloads.campaign_json(row), status=201, headers={"Location": f"/api/v1/campaigns/{cid}"}
     )

@@ -6,7 +6,14 @@ import orjson
 from aiohttp import web
 
 from campaigns import flows
-from campaigns.grid_store import GridConflict, list_grids, store_grid, stored_grid
+from campaigns.grid_store import (
+    GridConflict,
+    GridNotFound,
+    list_grids,
+    resolve_grid,
+    store_grid,
+    stored_grid,
+)
 from campaigns.grids import parse_grid
 from campaigns.http import answers, audit, read_body
 from service.config_tables import ConfigError
@@ -14,6 +21,7 @@ from service.keys import DB_POOL, SETTINGS
 from service.web.errors import ApiError
 
 
+@answers
 async def get_grids(request: web.Request) -> web.Response:
     lib = flows.library(request.app[SETTINGS])
     async with request.app[DB_POOL].acquire() as conn:
@@ -22,23 +30,27 @@ async def get_grids(request: web.Request) -> web.Response:
 
 @answers
 async def get_grid(request: web.Request) -> web.Response:
+    """The grid a campaign naming it would use (or the version asked): the same rule as a
+    campaign's creation; a version in use is served as stored, even if its file changed."""
     slug = request.match_info["slug"]
     version = request.query.get("version")
-    if version is not None and not version.isdigit():
+    if version is not None and not (version.isdigit() and len(version) < 10):
         raise ApiError("version must be a whole number", field="version")
     wanted = int(version) if version else None
-    grid = flows.library(request.app[SETTINGS]).get(slug, wanted)
-    if grid is None:
-        pool = request.app[DB_POOL]
-        gid = await pool.fetchval(
-            "SELECT id FROM grids WHERE slug = $1 AND ($2::int IS NULL OR version = $2) "
-            "ORDER BY version DESC LIMIT 1",
-            slug,
-            wanted,
-        )
-        if gid is None:
-            raise ApiError(f"no grid {slug}" + (f" v{wanted}" if wanted else ""), status=404)
-        grid = await stored_grid(pool, gid)
+    async with request.app[DB_POOL].acquire() as conn:
+        try:
+            _, grid = await resolve_grid(
+                conn, flows.library(request.app[SETTINGS]), slug, wanted, store=False
+            )
+        except GridNotFound as exc:
+            raise ApiError(str(exc), status=404) from None
+        except GridConflict as exc:
+            gid = await conn.fetchval(
+                "SELECT id FROM grids WHERE slug = $1 AND version = $2", slug, wanted
+            )
+            if gid is None:  # the file's latest version clashes with a used one
+                raise ApiError(str(exc), status=409) from None
+            grid = await stored_grid(conn, gid)
     return web.json_response(grid.as_dict())
 
 

@@ -59,7 +59,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     m = settings.municipality
     spec = load_campaign(args.file, m)
-    lib = flows.library(settings)
+    try:
+        lib = flows.library(settings)
+    except flows.CampaignError as exc:
+        raise UserError(exc.message) from None
     if lib.get(spec.grid, spec.grid_version) is None:
         dirs = ", ".join(str(d) for d in search_path(settings))
         print(
@@ -112,8 +115,10 @@ def cmd_create(args: argparse.Namespace) -> int:
             source=source,
             actor="cli",
         )
-        await accounts.audit(pool, "cli", "campaign.create", f"campaign:{cid}")
-        return await flows.campaign_or_404(pool, cid)
+        row = await flows.campaign_or_404(pool, cid)
+        detail = payloads.creation_detail(row)
+        await accounts.audit(pool, "cli", "campaign.create", f"campaign:{cid}", detail)
+        return row
 
     try:
         row = with_database(settings, work)

@@ -97,7 +97,7 @@ async def save_evaluation(
                 f"this call is planned for {call['scheduled_at'].astimezone(tz):%Y-%m-%d %H:%M}: "
                 "it can be evaluated from that day on",
             )
-        grid = await stored_grid(conn, call["campaign_grid_id"])
+        grid = await stored_grid(conn, call["campaign_grid_id"], lock=True)
         unknown = sorted(set(comments) - {it.id for _, it in grid.items()})
         if unknown:
             raise CampaignError(400, f"{unknown[0]!r} is not an item of the grid", field="comments")

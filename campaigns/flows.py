@@ -93,9 +93,14 @@ def plan_or_refuse(
         ) from None
 
 
-async def grid_for(conn: Any, settings: Settings, spec: CampaignSpec) -> tuple[int, Grid]:
+async def grid_for(
+    conn: Any, settings: Settings, spec: CampaignSpec, *, store: bool = True
+) -> tuple[int | None, Grid]:
+    """The campaign's grid (stored when it comes from a file, unless ``store`` is False)."""
     try:
-        return await resolve_grid(conn, library(settings), spec.grid, spec.grid_version)
+        return await resolve_grid(
+            conn, library(settings), spec.grid, spec.grid_version, store=store
+        )
     except GridNotFound as exc:
         raise CampaignError(400, str(exc), field="grid") from None
     except GridConflict as exc:
@@ -117,6 +122,7 @@ async def create(
     plan = plan_or_refuse(spec, calendar)
     async with pool.acquire() as conn, conn.transaction():
         grid_id, _ = await grid_for(conn, settings, spec)
+        assert grid_id is not None
         cid = await queries.insert_campaign(
             conn,
             name=spec.name,
@@ -176,8 +182,10 @@ async def replan(
         replaced = [c["id"] for c in calls if not _kept(c, now)]
         revision = row["plan_revision"] + 1
         await conn.execute(
-            "UPDATE mystery_calls SET status = 'replanned', status_by = $2, status_at = $3, "
-            "status_reason = 'plan ' || $4::text WHERE id = ANY($1::bigint[])",
+            "UPDATE mystery_calls m SET status = 'replanned', status_by = $2, status_at = $3, "
+            "status_reason = 'plan ' || $4::text WHERE m.id = ANY($1::bigint[])"
+            # (the campaign's lock keeps evaluations out meanwhile; this says it again)
+            " AND NOT EXISTS (SELECT 1 FROM evaluations e WHERE e.mystery_call_id = m.id)",
             replaced,
             actor,
             now,

@@ -50,13 +50,7 @@ async def store_grid(conn: Any, grid: Grid, source: str, origin: str) -> int:
             return gid
         if row["digest"] == grid.digest:
             return int(row["id"])
-        used = await conn.fetchval("SELECT count(*) FROM evaluations WHERE grid_id = $1", row["id"])
-        if used:
-            raise GridConflict(
-                f"grid {grid.label} ({origin}) differs from the stored version that "
-                f"{used} evaluation(s) use; a used version never changes: give the grid "
-                f"version = {grid.version + 1}"
-            )
+        await _refuse_if_used(conn, int(row["id"]), grid, origin)
         await conn.execute(
             "UPDATE grids SET name = $2, definition = $3, digest = $4, source = $5, "
             "origin = $6, updated_at = now() WHERE id = $1",
@@ -70,20 +64,42 @@ async def store_grid(conn: Any, grid: Grid, source: str, origin: str) -> int:
         return int(row["id"])
 
 
-async def stored_grid(conn: Any, grid_id: int) -> Grid:
-    definition = await conn.fetchval("SELECT definition FROM grids WHERE id = $1", grid_id)
+async def _refuse_if_used(conn: Any, grid_id: int, grid: Grid, origin: str) -> None:
+    """Another content for the stored version ``grid_id``: refused once an evaluation uses it."""
+    used = await conn.fetchval("SELECT count(*) FROM evaluations WHERE grid_id = $1", grid_id)
+    if used:
+        raise GridConflict(
+            f"grid {grid.label} ({origin}) differs from the stored version that "
+            f"{used} evaluation(s) use; a used version never changes: give the grid "
+            f"version = {grid.version + 1}"
+        )
+
+
+async def stored_grid(conn: Any, grid_id: int, *, lock: bool = False) -> Grid:
+    """A stored grid; ``lock`` holds it (share mode) until the transaction ends, so that
+    nobody replaces its definition while an evaluation scored with it is being saved."""
+    sql = (
+        "SELECT definition FROM grids WHERE id = $1 FOR SHARE"
+        if lock
+        else "SELECT definition FROM grids WHERE id = $1"
+    )
+    definition = await conn.fetchval(sql, grid_id)
     if definition is None:
         raise GridNotFound(f"no stored grid {grid_id}")
     return parse_grid(definition, f"stored grid {grid_id}")
 
 
 async def resolve_grid(
-    conn: Any, library: GridLibrary, slug: str, version: int | None
-) -> tuple[int, Grid]:
+    conn: Any, library: GridLibrary, slug: str, version: int | None, *, store: bool = True
+) -> tuple[int | None, Grid]:
     """The stored id and grid a campaign names: the file's when a file has it (stored or
-    updated first), else the stored one; without a version, the highest there is."""
+    updated first), else the stored one; without a version, the highest there is.
+
+    ``store=False`` changes nothing (a plan's preview, reading a grid): it answers what
+    storing would give — the id is None for a file's version not stored yet — and refuses
+    what storing would refuse."""
     stored = await conn.fetch(
-        "SELECT id, version FROM grids WHERE slug = $1 ORDER BY version DESC", slug
+        "SELECT id, version, digest FROM grids WHERE slug = $1 ORDER BY version DESC", slug
     )
     from_file = library.get(slug, version)
     best_stored = next((r for r in stored if version is None or r["version"] == version), None)
@@ -91,9 +107,15 @@ async def resolve_grid(
         best_stored is None or from_file.version >= best_stored["version"]
     ):
         path = library.source(from_file)
-        source = path.read_text("utf-8") if path is not None else ""
-        gid = await store_grid(conn, from_file, source, str(path))
-        return gid, from_file
+        if store:
+            source = path.read_text("utf-8") if path is not None else ""
+            return await store_grid(conn, from_file, source, str(path)), from_file
+        same = next((r for r in stored if r["version"] == from_file.version), None)
+        if same is None:
+            return None, from_file
+        if same["digest"] != from_file.digest:
+            await _refuse_if_used(conn, int(same["id"]), from_file, str(path))
+        return int(same["id"]), from_file
     if best_stored is not None:
         return int(best_stored["id"]), await stored_grid(conn, int(best_stored["id"]))
     wanted = slug if version is None else f"{slug} v{version}"

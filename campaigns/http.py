@@ -67,8 +67,9 @@ async def read_body(request: web.Request) -> tuple[dict[str, Any], str | None]:
 
 
 def path_id(request: web.Request, name: str = "id") -> int:
+    """A numeric id of the path; anything else (or beyond a bigint) is not found."""
     value = request.match_info[name]
-    if not value.isdigit():
+    if not value.isdigit() or len(value) > 18:
         raise ApiError(f"{name} must be a number", field=name, status=404)
     return int(value)
 

@@ -108,3 +108,9 @@ def campaign_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "replanned_at": row["replanned_at"].isoformat() if row["replanned_at"] else None,
         "cancelled_at": row["cancelled_at"].isoformat() if row["cancelled_at"] else None,
     }
+
+
+def creation_detail(row: Mapping[str, Any]) -> dict[str, Any]:
+    """What the audit log keeps of a campaign's creation: its calls and the grid version
+    (stored, if it came from a file, by this very creation)."""
+    return {"calls": row["calls"], "grid": row["grid_slug"], "grid_version": row["grid_version"]}

@@ -80,7 +80,9 @@ class Placer:
             core = rng.shuffled(list(starts(leaf.ranges_for(CORE))))
             taken = set(core)
             ordered = core + rng.shuffled([s for s in starts(leaf.ranges) if s not in taken])
-        return [s for s in ordered if free(unit.t.starts, s, self.gap)]
+        # Even with min_gap_minutes = 0, two calls to one line never start the same minute:
+        # the second would only find the line busy.
+        return [s for s in ordered if free(unit.t.starts, s, max(self.gap, 1))]
 
     def _try(self, unit: Unit, leaf_index: int, moment: str | None, rng: Rng) -> bool:
         leaf = unit.t.leaves[leaf_index]

@@ -25,6 +25,7 @@ MOMENTS_FR = {
     "core": "",
 }
 PLAN_FIELDS = tuple(f.name for f in fields(PlannedCall))  # the JSON keys of a planned call
+MODES_FR = {"manual": "manuel", "assisted": "assisté"}
 CSV_COLUMNS = ("scheduled_at", "date", "time", "weekday", *PLAN_FIELDS[1:])
 
 
@@ -79,7 +80,7 @@ def to_table(spec: CampaignSpec, calls: Sequence[PlannedCall], tz: ZoneInfo) -> 
     lines.append("")
     lines.append(
         f"« {spec.name} » : {len(calls)} appels du {spec.starts_on:%d/%m/%Y} au "
-        f"{spec.ends_on:%d/%m/%Y}, grille {spec.grid}, mode {spec.mode}"
+        f"{spec.ends_on:%d/%m/%Y}, grille {spec.grid}, mode {MODES_FR[spec.mode]}"
     )
     for t in spec.targets:
         mine = [c for c in calls if (c.service, c.number) == (t.service, t.number)]
@@ -98,7 +99,16 @@ def to_table(spec: CampaignSpec, calls: Sequence[PlannedCall], tz: ZoneInfo) -> 
 
 
 def _escape(text: str) -> str:
+    """A TEXT value: backslash, semicolon and comma escaped, line ends as ``\\n``, no other
+    control character (a name or a scenario must never start an iCalendar line of its own)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = "".join(ch for ch in text if ch == "\n" or ch >= " ")
     return text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
+
+
+def _param(text: str) -> str:
+    """A quoted parameter value: no control character, no double quote."""
+    return "".join(ch for ch in text if ch >= " " and ch != '"')
 
 
 def _fold(line: str) -> list[str]:
@@ -170,7 +180,7 @@ def to_ics(
             f"LOCATION:{_escape(f'tel:{c.number}')}",
             f"DESCRIPTION:{_escape(chr(10).join(description))}",
             *([f"URL:{links[i]}"] if links and i in links else []),
-            f'ATTENDEE;CN="{evaluators.get(c.evaluator, c.evaluator).replace(chr(34), "")}"'
+            f'ATTENDEE;CN="{_param(evaluators.get(c.evaluator, c.evaluator))}"'
             f":mailto:{c.evaluator}",
             "CATEGORIES:Appel mystère",
             "BEGIN:VALARM",

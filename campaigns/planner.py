@@ -227,6 +227,29 @@ class _Planner:
                 f"hours {self._period()} (add evaluators or widen their availability)"
             )
 
+    def _check_kept(self, kept_by_target: dict[str, list[KeptCall]]) -> None:
+        """A re-plan keeps what is done: the new campaign must still hold every kept call."""
+        by_key = {t.key: t for t in self.spec.targets}
+        for key, kept in kept_by_target.items():
+            t = by_key.get(key)
+            if t is None:
+                self.problems.append(
+                    f"{key}: {len(kept)} call(s) done or awaiting evaluation cannot leave "
+                    "the campaign (keep this target)"
+                )
+                continue
+            if len(kept) > t.calls:
+                self.problems.append(
+                    f"{self._where(t)}: {len(kept)} call(s) are done or awaiting evaluation, "
+                    f"so calls cannot drop to {t.calls}"
+                )
+            last = max(k.scheduled_at.astimezone(self.tz).date() for k in kept)
+            if last > self.spec.ends_on:
+                self.problems.append(
+                    f"{self._where(t)}: a kept call is on {last:%d/%m/%Y}, after ends_on "
+                    f"{self.spec.ends_on:%d/%m/%Y}"
+                )
+
     # -- the steps -------------------------------------------------------------------------
 
     def run(self) -> Plan:
@@ -234,6 +257,7 @@ class _Planner:
         kept_by_target: dict[str, list[KeptCall]] = {}
         for k in self.kept:
             kept_by_target.setdefault(f"{k.service} {k.number}", []).append(k)
+        self._check_kept(kept_by_target)
         targets: list[TargetState] = []
         for i, t in enumerate(spec.targets):
             kept = kept_by_target.get(t.key, [])

@@ -175,11 +175,23 @@ async def evaluations_of(conn: Any, campaign_id: int) -> list[asyncpg.Record]:
 
 
 async def mystery_call(conn: Any, call_id: int, *, lock: bool = False) -> asyncpg.Record | None:
-    """One planned call with its campaign's state and its evaluation, if any."""
-    row: asyncpg.Record | None = await conn.fetchrow(
-        MYSTERY_CALL + (" FOR UPDATE OF m" if lock else ""),
-        call_id,
-    )
+    """One planned call with its campaign's state and its evaluation, if any.
+
+    ``lock`` (inside a transaction) holds the campaign in share mode, then the call: a
+    re-plan or a cancellation, which lock the campaign itself, then waits for the
+    evaluation being saved (or it for them), so none marks a call replaced or cancelled
+    while its evaluation is written. Campaign first, then call: the order every writer
+    follows, so they never deadlock. The call is read after the locks are held, in a
+    statement of its own: it then sees what the writer it waited for committed (an
+    evaluation saved meanwhile by a double click)."""
+    if lock:
+        await conn.execute(
+            "SELECT 1 FROM campaigns WHERE id = "
+            "(SELECT campaign_id FROM mystery_calls WHERE id = $1) FOR SHARE",
+            call_id,
+        )
+        await conn.execute("SELECT 1 FROM mystery_calls WHERE id = $1 FOR UPDATE", call_id)
+    row: asyncpg.Record | None = await conn.fetchrow(MYSTERY_CALL, call_id)
     return row
 
 

@@ -14,6 +14,7 @@ chosen option's value; ``text`` is a comment, never scored.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -121,7 +122,7 @@ def _check(item: Item, value: Any) -> Answer:
             known = ", ".join(o.id for o in item.options)
             raise AnswerError(item.id, f"« {item.label} » takes one of: {known}")
         return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise AnswerError(item.id, f"« {item.label} » takes a number")
     if item.kind == "scale":
         assert item.max is not None

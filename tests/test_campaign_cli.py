@@ -10,6 +10,7 @@ from pathlib import Path
 import asyncpg
 import openpyxl
 
+from service.settings import REPO_CONFIG
 from tests.conftest import TEST_CONFIG, Database
 from tests.support.processes import decroche_env, run_decroche
 
@@ -54,6 +55,19 @@ def test_plan_prints_every_call_the_same_way_twice(tmp_path: Path) -> None:
     assert "SUMMARY:Appel mystère — État civil" in ics or "SUMMARY:Appel mystère — Accueil" in ics
 
 
+def test_the_shipped_example_plans_for_the_shipped_town(tmp_path: Path) -> None:
+    example = REPO_CONFIG.parent / "campaigns" / "exemple.toml"
+    res = run_decroche(
+        "campaign", "plan", str(example), "--config", str(REPO_CONFIG), "--format", "json",
+        env=decroche_env(tmp_path),
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    calls = json.loads(res.stdout)
+    assert len(calls) == 48
+    paul = [c for c in calls if c["evaluator"].startswith("paul.durand")]
+    assert not [c for c in paul if c["scheduled_at"][:10] in {"2027-05-10", "2027-05-11"}]
+
+
 def test_plan_faults_are_one_clear_message(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(CAMPAIGN.read_text().replace("calls = 8", 'calls = "huit"'))
@@ -83,6 +97,9 @@ async def test_create_list_and_results(
     cid = await db.fetchval("SELECT id FROM campaigns")
     assert f"created campaign {cid} « Appels mystères — novembre 2026 »: 13 calls" in res.stdout
     assert await db.fetchval("SELECT count(*) FROM mystery_calls WHERE campaign_id = $1", cid) == 13
+    audit = await db.fetchrow("SELECT actor, detail::text AS detail FROM audit_log")
+    assert audit["actor"] == "cli"
+    assert json.loads(audit["detail"])["grid"] == "accueil-telephonique"
     listed = run_decroche("campaign", "list", *common, env=env)
     assert f"{cid:>4}  Appels mystères — novembre 2026" in listed.stdout
     assert "0/13 done, 13 missed" in listed.stdout

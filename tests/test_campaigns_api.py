@@ -3,13 +3,16 @@ re-plan, cancel, results and exports; who may do what; grid versions that never 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import itertools
+import json
 import math
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import openpyxl
 import pytest
 from aiohttp import web
@@ -126,6 +129,11 @@ async def test_a_campaign_is_stored_with_the_planners_plan(client: Client) -> No
     mine = await calls_of(client, created["id"], f"?evaluator={EVALUATOR}")
     assert {c["evaluator"] for c in mine} == {EVALUATOR}
     assert 0 < len(mine) < 10
+    detail = await client.app[DB_POOL].fetchval(
+        "SELECT detail::text FROM audit_log WHERE action = 'campaign.create' AND target = $1",
+        f"campaign:{created['id']}",
+    )
+    assert json.loads(detail) == {"calls": 10, "grid": "accueil-telephonique", "grid_version": 1}
 
 
 async def test_a_toml_body_is_the_campaign_file(client: Client) -> None:
@@ -432,8 +440,9 @@ async def test_re_planning_keeps_what_is_done_and_moves_the_rest_after_now(clien
     now = datetime.now(UTC)
     calls = await calls_of(client, cid)
     past = [c for c in calls if datetime.fromisoformat(c["scheduled_at"]) < now - timedelta(days=1)]
-    assert past, "the period starts three weeks ago"
+    assert len(past) >= 2, "the period starts three weeks ago"
     await evaluate(client, past[0]["id"], PERFECT)
+    await evaluate(client, past[-1]["id"], PERFECT)
     resp = await client.post(
         f"/api/v1/campaigns/{cid}/replan",
         json={"evaluators": [{"name": "Claire Martin", "email": EVALUATOR}]},
@@ -461,6 +470,20 @@ async def test_re_planning_keeps_what_is_done_and_moves_the_rest_after_now(clien
     resp = await client.post(f"/api/v1/campaigns/{cid}/replan", json={"grid": "autre"})
     assert resp.status == 400
     assert (await resp.json())["field"] == "grid"
+    # what is done stays: a target that drops it, or a period that ends before it, is refused
+    for change in (
+        {"targets": [{"service": "accueil", "calls": 3}]},
+        {"targets": [{"service": "astreinte", "calls": 1}]},
+        {
+            "ends_on": (datetime.fromisoformat(past[-1]["scheduled_at"]) - timedelta(days=1))
+            .date()
+            .isoformat()
+        },
+    ):
+        resp = await client.post(f"/api/v1/campaigns/{cid}/replan", json=change)
+        assert resp.status == 422, (change, await resp.text())
+        assert "astreinte" in (await resp.json())["error"]
+    assert len(await calls_of(client, cid)) == 12
 
 
 async def test_cancelling_keeps_evaluations_and_stops_the_rest(client: Client) -> None:
@@ -575,3 +598,72 @@ def test_campaign_dates_are_local_days() -> None:
     )
     (call,) = plan_campaign(spec, Calendar(m)).calls
     assert call.scheduled_at.astimezone(m.tz).date() == date(2026, 10, 25)
+
+
+async def test_an_evaluation_saved_during_a_re_plan_waits_for_it(
+    client: Client, database: Any
+) -> None:
+    cid = (await create(client))["id"]
+    call = (await calls_of(client, cid))[0]
+    replanning = await asyncpg.connect(database.dsn)
+    try:
+        # A re-plan holds the campaign, and is about to replace this call.
+        tx = replanning.transaction()
+        await tx.start()
+        await replanning.execute("SELECT 1 FROM campaigns WHERE id = $1 FOR UPDATE", cid)
+        saving = asyncio.create_task(evaluate(client, call["id"], PERFECT))
+        await asyncio.sleep(0.5)
+        assert not saving.done()  # the evaluation waits for the re-plan
+        await replanning.execute(
+            "UPDATE mystery_calls SET status = 'replanned' WHERE id = $1", call["id"]
+        )
+        await tx.commit()
+        resp = await asyncio.wait_for(saving, 10)
+        assert resp.status == 409
+        assert "re-planned" in (await resp.json())["error"]
+    finally:
+        await replanning.close()
+    assert await client.app[DB_POOL].fetchval("SELECT count(*) FROM evaluations") == 0
+
+
+async def test_two_first_saves_at_once_make_one_evaluation_and_its_correction(
+    client: Client,
+) -> None:
+    cid = (await create(client))["id"]
+    call = (await calls_of(client, cid))[0]
+    first, second = await asyncio.gather(
+        evaluate(client, call["id"], PERFECT), evaluate(client, call["id"], PERFECT)
+    )
+    assert sorted([first.status, second.status]) == [200, 201]
+    pool = client.app[DB_POOL]
+    assert await pool.fetchval("SELECT count(*) FROM evaluations") == 1
+    assert await pool.fetchval("SELECT count(*) FROM evaluation_history") == 1
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
+async def test_a_number_that_is_not_finite_is_refused(client: Client, number: str) -> None:
+    cid = (await create(client))["id"]
+    call = (await calls_of(client, cid))[0]
+    path = f"/api/v1/mystery-calls/{call['id']}/evaluation"
+    raw = json.dumps({"answers": PERFECT}).replace('"amabilite": 3', f'"amabilite": {number}')
+    assert number in raw
+    resp = await client.put(path, data=raw, headers={"Content-Type": "application/json"})
+    assert resp.status == 400, await resp.text()
+    assert "not valid JSON" in (await resp.json())["error"]
+    # TOML has inf and nan: the grid refuses them by name
+    toml = {"NaN": "nan", "Infinity": "inf", "-Infinity": "-inf", "1e999": "1e999"}[number]
+    lines = [f'"{k}" = {json.dumps(v)}' for k, v in PERFECT.items() if k != "amabilite"]
+    text = "[answers]\n" + "\n".join(lines) + f"\namabilite = {toml}\n"
+    resp = await client.put(path, data=text, headers={"Content-Type": "application/toml"})
+    assert resp.status == 400, await resp.text()
+    assert (await resp.json())["field"] == "answers.amabilite"
+    assert (await calls_of(client, cid))[0]["evaluation"] is None
+
+
+async def test_a_preview_stores_no_grid_and_no_campaign(client: Client) -> None:
+    resp = await client.post("/api/v1/campaigns/plan", json=body())
+    assert resp.status == 200, await resp.text()
+    assert len((await resp.json())["calls"]) == 10
+    pool = client.app[DB_POOL]
+    assert await pool.fetchval("SELECT count(*) FROM grids") == 0
+    assert await pool.fetchval("SELECT count(*) FROM campaigns") == 0

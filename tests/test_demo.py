@@ -91,6 +91,17 @@ def test_serve_demo_shows_calls_then_stops_cleanly(tmp_path: Path) -> None:
             "failed",
             "closed",
         }
+        # The demo campaign: created through the API, its past calls partly scored.
+        campaigns: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (campaigns and campaigns[0]["done"]):
+            campaigns = get_json(opener, f"{base}/api/v1/campaigns")["campaigns"]
+            time.sleep(1)
+        assert [c["name"] for c in campaigns] == ["Appels mystères — démonstration"]
+        assert campaigns[0]["calls"] == 48
+        assert 0 < campaigns[0]["done"] < 48
+        results = get_json(opener, f"{base}/api/v1/campaigns/{campaigns[0]['id']}/results")
+        assert results["overall"]["mean_score"] is not None
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

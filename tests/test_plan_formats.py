@@ -47,6 +47,29 @@ def test_ics_is_folded_escaped_and_complete() -> None:
     assert to_ics(spec, calls, names={"accueil": "Accueil"}, stamp=stamp) == ics
 
 
+def test_ics_lines_cannot_be_forged_by_a_name_or_a_scenario() -> None:
+    m = load_municipality(TEST_CONFIG)
+    forged = "Vos horaires ?\rEND:VEVENT\r\nBEGIN:VEVENT\x0bX"
+    evaluators = [
+        {"name": 'Claire "CM"\r\nATTENDEE:mailto:x@y', "email": "claire.martin@ville.test"},
+    ]
+    spec = parse_campaign(
+        body(scenarios=[{"id": "h", "question": forged}], evaluators=evaluators), "x", m
+    )
+    calls = plan_campaign(spec, Calendar(m)).calls
+    ics = to_ics(spec, calls, names={}, stamp=datetime(2026, 12, 1, tzinfo=UTC))
+    body_text = ics.replace("\r\n", "")
+    assert "\r" not in body_text
+    assert "\n" not in body_text
+    assert "\x0b" not in body_text
+    lines = unfold(ics)
+    assert lines.count("BEGIN:VEVENT") == lines.count("END:VEVENT") == len(calls)
+    assert not any(line.startswith("ATTENDEE:") for line in lines)
+    attendee = next(line for line in lines if line.startswith("ATTENDEE;"))
+    assert attendee.startswith('ATTENDEE;CN="Claire CMATTENDEE:mailto:x@y":mailto:claire')
+    assert any("Vos horaires ?\\nEND:VEVENT\\nBEGIN:VEVENT" in line for line in lines)
+
+
 def test_csv_has_local_dates_and_times() -> None:
     m = load_municipality(TEST_CONFIG)
     spec = parse_campaign(body(), "x", m)

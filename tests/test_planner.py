@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from campaigns.planner import KeptCall, PlanError, plan_campaign
+from campaigns.planner import KeptCall, PlanError, PlannedCall, plan_campaign
 from campaigns.spec import CampaignSpec, parse_campaign
 from service.calendar import Calendar
 from service.municipality import Municipality, load_municipality, parse_municipality
@@ -365,15 +366,20 @@ def test_more_calls_than_days_gives_an_even_share_per_day(metz: Calendar) -> Non
     assert violations(spec, plan.calls, metz) == []
 
 
+def kept_before(calls: Sequence[PlannedCall], now: datetime) -> list[KeptCall]:
+    """The calls a re-plan at ``now`` keeps, as if all before it were done."""
+    return [
+        KeptCall(c.scheduled_at, c.service, c.number, c.evaluator, c.scenario, c.moment)
+        for c in calls
+        if c.scheduled_at < now
+    ]
+
+
 def test_a_re_plan_keeps_what_is_done_and_fills_the_rest(metz: Calendar) -> None:
     spec = parse_campaign(metz_campaign(), "x", metz.m)
     first = plan_campaign(spec, metz).calls
     now = datetime(2027, 4, 20, 12, 0, tzinfo=UTC)
-    kept = [
-        KeptCall(c.scheduled_at, c.service, c.number, c.evaluator, c.scenario, c.moment)
-        for c in first
-        if c.scheduled_at < now
-    ]
+    kept = kept_before(first, now)
     # Paul leaves the campaign; the rest is planned again without him, after noon.
     evaluators = [e for e in metz_campaign()["evaluators"] if not e["email"].startswith("paul")]
     spec2 = parse_campaign(metz_campaign(evaluators=evaluators), "x", metz.m)
@@ -392,3 +398,27 @@ def test_a_re_plan_keeps_what_is_done_and_fills_the_rest(metz: Calendar) -> None
         mine = [c for c in whole if c.service == t.service]
         days = Counter(c.scheduled_at.astimezone(metz.tz).date() for c in mine)
         assert max(days.values()) == 1
+
+
+def test_a_re_plan_refuses_to_lose_what_is_done(metz: Calendar) -> None:
+    spec = parse_campaign(metz_campaign(), "x", metz.m)
+    now = datetime(2027, 5, 10, 12, 0, tzinfo=UTC)
+    kept = kept_before(plan_campaign(spec, metz).calls, now)
+    done = Counter(k.service for k in kept)
+    last = max(k.scheduled_at for k in kept).astimezone(metz.tz).date()
+    fewer = [
+        {"service": "etat-civil", "calls": done["etat-civil"] - 1},
+        {"service": "allo-mairie", "calls": 40},
+    ]
+    shorter = (last - timedelta(days=1)).isoformat()
+    spec2 = parse_campaign(metz_campaign(targets=fewer, ends_on=shorter), "x", metz.m)
+    with pytest.raises(PlanError) as info:
+        plan_campaign(spec2, metz, kept=kept, not_before=now)
+    text = "; ".join(info.value.problems)
+    assert f"etat-civil: {done['etat-civil']} call(s) are done or awaiting evaluation" in text
+    assert "cimetieres" in text
+    assert "cannot leave the campaign" in text
+    assert f"a kept call is on {last:%d/%m/%Y}, after ends_on" in text
+    # the same re-plan with the targets kept whole goes through
+    spec3 = parse_campaign(metz_campaign(), "x", metz.m)
+    assert plan_campaign(spec3, metz, kept=kept, not_before=now).calls

@@ -19,6 +19,7 @@ from aiohttp import web
 from service.accounts import queries as accounts
 from service.accounts.model import Role
 from service.accounts.passwords import hash_password
+from service.demo.campaign import run_demo_campaign
 from service.demo.simulate import Sender, backfill, past_days, run_live
 from service.keys import DB_POOL, SETTINGS
 
@@ -28,14 +29,16 @@ DEMO_SEED = 2026
 DEMO_EMAIL = "demo@decroche.test"
 
 
-async def demo_account(app: web.Application) -> str:
-    """The demo's admin account, with a fresh random password at each start (printed)."""
+async def demo_account(app: web.Application) -> tuple[str, str]:
+    """The demo's admin account, with a fresh random password at each start (printed), and
+    an API token of it for the demo's own requests."""
     pool = app[DB_POOL]
     user = await accounts.get_user(pool, DEMO_EMAIL)
     uid = user["id"] if user else await accounts.add_user(pool, DEMO_EMAIL, Role.ADMIN)
     password = secrets.token_urlsafe(12)
     await accounts.set_password(pool, uid, await asyncio.to_thread(hash_password, password))
-    return password
+    _, token = await accounts.create_token(pool, "api", uid, "démonstration")
+    return password, token
 
 
 def demo_ctx(
@@ -45,7 +48,7 @@ def demo_ctx(
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        password = await demo_account(app)
+        password, api_token = await demo_account(app)
         base = url.removesuffix("/webhooks/twilio")
         print(
             f"  tableau de bord : {base}/ — connexion : {DEMO_EMAIL} / {password}",
@@ -73,6 +76,12 @@ def demo_ctx(
                     backfill_days,
                     stats.sent,
                 )
+                try:
+                    await run_demo_campaign(
+                        session, base, api_token, settings.municipality, DEMO_SEED
+                    )
+                except (aiohttp.ClientError, KeyError, ValueError) as exc:
+                    log.warning("demo: no demo campaign (%s)", exc)
                 await run_live(sender, settings.municipality, rate=rate, duration=None)
 
         task = asyncio.create_task(feed(), name="demo-switchboard")
