@@ -33,6 +33,9 @@ def call_json(
         "moment": row["moment"],
         "state": state(row["status"], row["scheduled_at"], done, now),
         "status_reason": row["status_reason"],
+        "moved_from": row["moved_from"].astimezone(tz).isoformat() if row["moved_from"] else None,
+        "moved_reason": row["moved_reason"],
+        "sheet": _sheet(row["sheet"], tz),
         "plan_revision": row["plan_revision"],
         "evaluation": (
             {
@@ -46,6 +49,15 @@ def call_json(
         ),
         "url": f"/appels-mysteres/{row['id']}",
     }
+
+
+def _sheet(claim: Mapping[str, Any] | None, tz: Any) -> dict[str, Any] | None:
+    """The call sheet's claim, its time in the municipality's zone (jsonb keeps UTC)."""
+    if claim is None:
+        return None
+    at = claim.get("at")
+    local = datetime.fromisoformat(at).astimezone(tz).isoformat() if at else None
+    return {"outcome": claim.get("outcome"), "at": local}
 
 
 def evaluation_json(row: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -21,7 +21,11 @@ def record_as(cls: type[T], row: Mapping[str, Any]) -> T:
 CALL_COLUMNS = (
     "m.id, m.campaign_id, m.plan_revision, m.scheduled_at, m.service, m.number, m.scenario, "
     "m.evaluator, m.mode, m.half_day, m.moment, m.status, m.status_reason, m.status_by, "
-    "m.status_at"
+    "m.status_at, m.moved_from, m.moved_reason, "
+    # the call sheet's claim for the current slot (campaigns/runner.py): sent, or why not
+    "(SELECT jsonb_build_object('outcome', rc.outcome, 'at', rc.finished_at) FROM run_claims rc "
+    "WHERE rc.key = 'sheet:' || m.id || ':' || extract(epoch FROM m.scheduled_at)::bigint) "
+    "AS sheet"
 )
 EVAL_COLUMNS = (
     "e.id AS evaluation_id, e.mystery_call_id, e.grid_id, e.answers, e.comments, e.comment, "

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from campaigns.api import setup_campaign_api
+from campaigns.runner import CampaignRunner
 from campaigns.views import setup_campaign_pages
 from service.api.accounts import setup_account_routes
 from service.api.callbacks import setup_callback_routes
@@ -35,11 +36,12 @@ from service.keys import (
     SETTINGS,
     WALL,
 )
+from service.mail import Mailer
 from service.metrics.rollup import Refresher
 from service.observability import Metrics
 from service.privacy import Pseudonymiser
 from service.privacy.retention import retention_job
-from service.scheduler import Scheduler, daily
+from service.scheduler import Scheduler, daily, every
 from service.settings import Settings
 from service.wall.hub import WallHub
 from service.wall.views import setup_wall_routes
@@ -104,6 +106,8 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     tz = settings.municipality.tz
     scheduler = Scheduler(pool, tz)
     scheduler.add("privacy.retention", lambda: retention_job(pool, settings), daily(3, 30, tz))
+    runner = CampaignRunner(pool, settings, Mailer(settings.smtp_url, settings.mail_from))
+    scheduler.add("campaigns.run", runner.tick, every(settings.campaign_tick_s, tz))
     await scheduler.start()
     app[SCHEDULER] = scheduler
     yield

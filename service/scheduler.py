@@ -20,7 +20,9 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from service.db.errors import is_unavailable
 
@@ -36,13 +38,18 @@ Job = Callable[[], Awaitable[object]]
 class JobSpec:
     name: str
     run: Job
-    trigger: CronTrigger
+    trigger: BaseTrigger
     on_election: bool
 
 
 def daily(hour: int, minute: int, tz: ZoneInfo) -> CronTrigger:
     """A trigger firing once a day at ``hour:minute`` local time in ``tz``."""
     return CronTrigger(hour=hour, minute=minute, timezone=tz)
+
+
+def every(seconds: float, tz: ZoneInfo) -> IntervalTrigger:
+    """A trigger firing every ``seconds`` (a polling job: what is due is in the database)."""
+    return IntervalTrigger(seconds=seconds, timezone=tz)
 
 
 class Scheduler:
@@ -64,7 +71,7 @@ class Scheduler:
     def is_leader(self) -> bool:
         return self._leader is not None
 
-    def add(self, name: str, run: Job, trigger: CronTrigger, *, on_election: bool = True) -> None:
+    def add(self, name: str, run: Job, trigger: BaseTrigger, *, on_election: bool = True) -> None:
         """Declare a job; ``on_election`` also runs it when this instance becomes leader."""
         self._jobs[name] = JobSpec(name, run, trigger, on_election)
         self._running[name] = asyncio.Lock()

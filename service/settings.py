@@ -6,15 +6,18 @@ The environment variables are those of ``shared/spec/config.md``. Every outside 
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import platformdirs
 
+from service.mail import parse_smtp_url
 from service.municipality import ConfigError, Municipality, load_municipality
 
 REPO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "decroche.toml"
@@ -43,6 +46,8 @@ class Settings:
     admin_token: str | None
     metrics_token: str | None = None
     grids_dir: str | None = None  # DECROCHE_GRIDS_DIR: more mystery-call grid directories
+    mail_from: str = "Décroché <decroche@localhost>"  # DECROCHE_MAIL_FROM
+    campaign_tick_s: float = 15.0  # DECROCHE_CAMPAIGN_TICK_S: how often due runs are looked for
     host: str = "127.0.0.1"
     port: int = 8080
 
@@ -83,6 +88,12 @@ def load_settings(
             "DATABASE_URL",
             "expected a PostgreSQL DSN like 'postgresql://user@host:5432/db'",
         )
+    smtp_url = _env(env, "DECROCHE_SMTP_URL")
+    if smtp_url is not None:
+        try:
+            parse_smtp_url(smtp_url)
+        except ValueError as exc:
+            raise ConfigError("environment", "DECROCHE_SMTP_URL", str(exc)) from None
     return Settings(
         municipality=municipality,
         config_path=path,
@@ -93,12 +104,40 @@ def load_settings(
         twilio_auth_token=_env(env, "TWILIO_AUTH_TOKEN"),
         twilio_api_base=_env(env, "DECROCHE_TWILIO_API_BASE"),
         webhook_secret=_env(env, "DECROCHE_WEBHOOK_SECRET"),
-        smtp_url=_env(env, "DECROCHE_SMTP_URL"),
+        smtp_url=smtp_url,
         secret_key=_env(env, "DECROCHE_SECRET_KEY") or _stored_secret(data_dir),
         admin_token=_env(env, "DECROCHE_ADMIN_TOKEN"),
         metrics_token=_env(env, "DECROCHE_METRICS_TOKEN"),
         grids_dir=_env(env, "DECROCHE_GRIDS_DIR"),
+        mail_from=_mail_from(env, public_url),
+        campaign_tick_s=_positive(env, "DECROCHE_CAMPAIGN_TICK_S", 15.0),
     )
+
+
+def _mail_from(env: Mapping[str, str], public_url: str | None) -> str:
+    """``DECROCHE_MAIL_FROM``, else an address at the public host (or localhost)."""
+    given = _env(env, "DECROCHE_MAIL_FROM")
+    if given is not None:
+        if "@" not in parseaddr(given)[1]:
+            raise ConfigError(
+                "environment", "DECROCHE_MAIL_FROM", f"{given!r} is not an e-mail address"
+            )
+        return given
+    host = urlsplit(public_url).hostname if public_url else None
+    return f"Décroché <decroche@{host or 'localhost'}>"
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _env(env, name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not (number > 0 and math.isfinite(number)):
+        raise ConfigError("environment", name, f"{value!r} is not a positive number")
+    return number
 
 
 def _stored_secret(data_dir: Path) -> str:

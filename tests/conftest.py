@@ -55,6 +55,8 @@ DATA_TABLES = (
     "audit_log",
     "callback_marks",
     "import_files",
+    "run_claims",
+    "mystery_runs",
     "evaluation_history",
     "evaluations",
     "mystery_calls",

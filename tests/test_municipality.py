@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from service.mail import parse_smtp_url
 from service.municipality import ConfigError, load_municipality, parse_municipality
 from service.settings import default_config_path, load_settings
 
@@ -160,6 +161,48 @@ def test_environment_is_validated(tmp_path: Path) -> None:
     s = load_settings(cfg, env)
     assert s.public_url == "https://decroche.ville.fr"
     assert s.twilio_auth_token is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("DECROCHE_SMTP_URL", "mail.ville.fr:587", "must start with smtp:// or smtps://"),
+        ("DECROCHE_SMTP_URL", "smtp://:587", "names no host"),
+        ("DECROCHE_SMTP_URL", "smtp://h:25?tls=1", "unknown option 'tls'"),
+        ("DECROCHE_SMTP_URL", "smtp://h:25?starttls=maybe", "starttls must be 1 or 0"),
+        ("DECROCHE_SMTP_URL", "smtp://h:port", "port that is not a number"),
+        ("DECROCHE_MAIL_FROM", "Décroché", "is not an e-mail address"),
+        ("DECROCHE_CAMPAIGN_TICK_S", "0", "is not a positive number"),
+        ("DECROCHE_CAMPAIGN_TICK_S", "soon", "is not a positive number"),
+    ],
+)
+def test_running_settings_are_validated(
+    tmp_path: Path, name: str, value: str, message: str
+) -> None:
+    cfg = write(tmp_path, BASE)
+    env = {"DECROCHE_DATA_DIR": str(tmp_path / "data"), name: value}
+    with pytest.raises(ConfigError, match=name) as info:
+        load_settings(cfg, env)
+    assert message in str(info.value)
+
+
+def test_mail_settings_and_their_defaults(tmp_path: Path) -> None:
+    cfg = write(tmp_path, BASE)
+    env = {"DECROCHE_DATA_DIR": str(tmp_path / "data")}
+    s = load_settings(cfg, env)
+    assert (s.smtp_url, s.mail_from) == (None, "Décroché <decroche@localhost>")
+    assert s.campaign_tick_s == 15.0
+    env["DECROCHE_PUBLIC_URL"] = "https://decroche.ville.fr"
+    env["DECROCHE_SMTP_URL"] = "smtp://qualite%40ville.fr:p%3Ass@mail.ville.fr?starttls=1"
+    s = load_settings(cfg, env)
+    assert s.mail_from == "Décroché <decroche@decroche.ville.fr>"
+    server = parse_smtp_url(s.smtp_url or "")
+    assert (server.host, server.port, server.starttls, server.implicit_tls) == (
+        "mail.ville.fr", 587, True, False,
+    )  # fmt: skip
+    assert (server.username, server.password) == ("qualite@ville.fr", "p:ss")
+    assert parse_smtp_url("smtps://mail.ville.fr").port == 465
+    assert parse_smtp_url("smtp://relay").port == 25
 
 
 def test_secret_key_is_generated_once(tmp_path: Path) -> None:

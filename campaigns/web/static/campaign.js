@@ -56,9 +56,19 @@ function renderList(shown) {
       el("td", {}, el("a", { href: c.url }, c.service_name)), el("td", {}, c.number),
       el("td", {}, c.scenario || "—"), el("td", {}, c.evaluator_name),
       el("td", {}, [HALVES[c.half_day], MOMENTS[c.moment]].filter(Boolean).join(", ")),
-      el("td", {}, el("span", { class: `pill ${c.state}` }, STATES[c.state])),
+      el("td", {}, el("span", { class: `pill ${c.state}` }, STATES[c.state]),
+        c.moved_from ? el("small", { title: c.moved_reason || "" }, ` reporté du ${localParts(c.moved_from).label}`) : ""),
+      el("td", { "data-sheet": c.sheet ? c.sheet.outcome : "" }, sheetLabel(c)),
       el("td", {}, c.evaluation ? note(c.evaluation.score) : "—"));
   }));
+}
+
+// The call sheet e-mailed before a manual call (campaigns/runner.py): sent when, or why not.
+function sheetLabel(c) {
+  if (c.mode !== "manual") return "—";
+  if (!c.sheet) return new Date(c.scheduled_at) > new Date() ? "à venir" : "—";
+  if (c.sheet.outcome === "sent") return `envoyée à ${localParts(c.sheet.at).time}`;
+  return el("span", { title: c.sheet.outcome }, "non envoyée");
 }
 
 function filtered() {

@@ -1,0 +1,121 @@
+"""SQL of running campaigns: exactly-once claims, the calls that fall due, moved slots."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+# The calls of active campaigns still waiting for their act (no evaluation, planned), with
+# what a sheet needs. $1 = the earliest slot to consider, $2 = the latest.
+WAITING = """
+SELECT m.id, m.campaign_id, m.scheduled_at, m.service, m.number, m.scenario, m.evaluator,
+       m.mode, m.half_day, m.moment, c.name AS campaign_name, c.spec AS campaign_spec,
+       c.created_at AS campaign_created_at
+FROM mystery_calls m JOIN campaigns c ON c.id = m.campaign_id
+WHERE c.status = 'active' AND m.status = 'planned'
+  AND m.scheduled_at >= $1 AND m.scheduled_at <= $2
+  AND NOT EXISTS (SELECT 1 FROM evaluations e WHERE e.mystery_call_id = m.id)
+ORDER BY m.scheduled_at, m.id
+"""
+
+
+def slot_key(action: str, call_id: int, scheduled_at: datetime) -> str:
+    """The claim of one act on one slot: a moved call's new slot is a new claim."""
+    return f"{action}:{call_id}:{int(scheduled_at.timestamp())}"
+
+
+async def waiting(conn: Any, earliest: datetime, latest: datetime) -> list[asyncpg.Record]:
+    return list(await conn.fetch(WAITING, earliest, latest))
+
+
+async def claimed(conn: Any, keys: list[str]) -> set[str]:
+    rows = await conn.fetch("SELECT key FROM run_claims WHERE key = ANY($1::text[])", keys)
+    return {r["key"] for r in rows}
+
+
+async def claim(
+    conn: Any, key: str, instance: str, now: datetime, detail: dict[str, Any] | None = None
+) -> bool:
+    """Take ``key`` for this instance; False when anyone (this one included) already has."""
+    status: str = await conn.execute(
+        "INSERT INTO run_claims (key, claimed_by, claimed_at, detail) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (key) DO NOTHING",
+        key,
+        instance,
+        now,
+        detail or {},
+    )
+    return status == "INSERT 0 1"
+
+
+async def finish(conn: Any, key: str, outcome: str, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE run_claims SET finished_at = $2, outcome = $3 WHERE key = $1", key, now, outcome
+    )
+
+
+async def release(conn: Any, key: str) -> None:
+    """Give a claim back after the act could not even start (the next round tries again)."""
+    await conn.execute("DELETE FROM run_claims WHERE key = $1 AND finished_at IS NULL", key)
+
+
+async def others_of(conn: Any, campaign_id: int, call_id: int) -> list[asyncpg.Record]:
+    """The campaign's other calls that hold a time: done, or still planned."""
+    return list(
+        await conn.fetch(
+            "SELECT m.scheduled_at, m.service, m.number, m.evaluator FROM mystery_calls m "
+            "WHERE m.campaign_id = $1 AND m.id <> $2 AND (m.status = 'planned' OR EXISTS "
+            "(SELECT 1 FROM evaluations e WHERE e.mystery_call_id = m.id))",
+            campaign_id,
+            call_id,
+        )
+    )
+
+
+async def move(
+    conn: Any, call_id: int, to: datetime, evaluator: str, reason: str, now: datetime
+) -> None:
+    await conn.execute(
+        "UPDATE mystery_calls SET moved_from = coalesce(moved_from, scheduled_at), "
+        "scheduled_at = $2, evaluator = $3, moved_reason = $4, status_at = $5, "
+        "status_by = 'scheduler' WHERE id = $1",
+        call_id,
+        to,
+        evaluator,
+        reason,
+        now,
+    )
+
+
+async def mark_missed(conn: Any, call_id: int, reason: str, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE mystery_calls SET status = 'missed', status_reason = $2, status_by = "
+        "'scheduler', status_at = $3 WHERE id = $1 AND status = 'planned'",
+        call_id,
+        reason,
+        now,
+    )
+
+
+async def lock_call(conn: Any, call_id: int) -> bool:
+    """Hold the call (and its campaign, shared) like an evaluation or a re-plan does; False
+    when it is no longer waiting."""
+    await conn.execute(
+        "SELECT 1 FROM campaigns WHERE id = "
+        "(SELECT campaign_id FROM mystery_calls WHERE id = $1) FOR SHARE",
+        call_id,
+    )
+    row = await conn.fetchrow(
+        "SELECT m.status, c.status AS campaign_status FROM mystery_calls m "
+        "JOIN campaigns c ON c.id = m.campaign_id WHERE m.id = $1 FOR UPDATE OF m",
+        call_id,
+    )
+    if row is None or row["status"] != "planned" or row["campaign_status"] != "active":
+        return False
+    evaluated = await conn.fetchval("SELECT 1 FROM evaluations WHERE mystery_call_id = $1", call_id)
+    return evaluated is None
+
+
+LOOK_BACK = timedelta(days=7)  # misfires older than this are left to the derived 'missed'

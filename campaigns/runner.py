@@ -1,0 +1,176 @@
+"""Running campaigns: what falls due is done once, whichever instance leads and whenever.
+
+``CampaignRunner.tick`` is the scheduler's job (``campaigns.run``, every
+``DECROCHE_CAMPAIGN_TICK_S`` seconds on the leader). Each round reads the clock once and:
+
+- mails each **manual** call's sheet from ``SHEET_LEAD`` before its slot; a sheet that could
+  not go before the slot (service down, no SMTP) is recorded as not sent — the slot stays,
+  since the evaluator may have called from the plan, the morning summary or the calendar;
+- mails each evaluator, from ``SUMMARY_AT`` local time, the summary of the day's calls;
+
+Every act is *claimed* first: a row in ``run_claims``, committed before the act, keyed by the
+act and the slot. Two instances racing, or one restarting, find the claim and do nothing —
+at most once, never twice. An act that fails before it starts (the SMTP server refuses)
+gives its claim back, so the next round tries again. Slots from before the campaign existed
+(a campaign recorded after the fact) have no act.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import asyncpg
+
+from campaigns import run_queries as q
+from campaigns.sheets import SheetCall, call_sheet, day_summary
+from service.db.errors import is_unavailable
+from service.mail import Mailer, MailUnavailable
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SHEET_LEAD = timedelta(minutes=30)  # a sheet goes this long before its slot
+SUMMARY_AT = time(7, 30)  # local time of the morning summary
+
+
+def instance_id() -> str:
+    """This process among the service's instances (for the claims' record)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+@dataclass
+class Round:
+    """What one round did."""
+
+    sheets: int = 0
+    summaries: int = 0
+    not_sent: int = 0
+
+
+class CampaignRunner:
+    """The acts of every active campaign; ``clock`` is injectable (tests accelerate time)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        mailer: Mailer,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        instance: str | None = None,
+    ) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.tz = settings.municipality.tz
+        self.mailer = mailer
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.instance = instance or instance_id()
+        self.base = settings.public_url or f"http://{settings.host}:{settings.port}"
+        self._mail_errors: dict[str, str] = {}
+
+    async def tick(self) -> Round:
+        """One round: everything due at the clock's time."""
+        now = self.clock()
+        done = Round()
+        local = now.astimezone(self.tz)
+        tonight = datetime.combine(local.date() + timedelta(days=1), time(), self.tz)
+        rows = await q.waiting(self.pool, now - q.LOOK_BACK, max(tonight, now + SHEET_LEAD))
+        rows = [r for r in rows if r["scheduled_at"] > r["campaign_created_at"]]
+        await self._summaries(rows, now, done)
+        due = [r for r in rows if r["scheduled_at"] - SHEET_LEAD <= now]
+        await self._sheets([r for r in due if r["mode"] == "manual"], now, done)
+        return done
+
+    # -- manual mode: sheets and summaries --------------------------------------------------
+
+    async def _sheets(self, rows: list[asyncpg.Record], now: datetime, done: Round) -> None:
+        keys = {r["id"]: q.slot_key("sheet", r["id"], r["scheduled_at"]) for r in rows}
+        taken = await q.claimed(self.pool, list(keys.values()))
+        for r in rows:
+            key = keys[r["id"]]
+            if key in taken:
+                continue
+            if now >= r["scheduled_at"]:
+                why = self._mail_errors.pop(key, "the service was not running")
+                if await q.claim(self.pool, key, self.instance, now):
+                    await q.finish(self.pool, key, f"not sent: the slot had passed ({why})", now)
+                    done.not_sent += 1
+                    log.warning("campaigns: sheet of mystery call %d not sent (%s)", r["id"], why)
+                continue
+            if await self._send(key, call_sheet(self._sheet_call(r)), now):
+                done.sheets += 1
+
+    async def _summaries(self, rows: list[asyncpg.Record], now: datetime, done: Round) -> None:
+        local = now.astimezone(self.tz)
+        if local.time() < SUMMARY_AT:
+            return
+        today = local.date()
+        mine: dict[str, list[asyncpg.Record]] = {}
+        for r in rows:
+            if r["scheduled_at"] > now and r["scheduled_at"].astimezone(self.tz).date() == today:
+                mine.setdefault(r["evaluator"], []).append(r)
+        keys = {email: summary_key(today, email) for email in mine}
+        taken = await q.claimed(self.pool, list(keys.values()))
+        for email, calls in mine.items():
+            if keys[email] in taken:
+                continue
+            message = day_summary(today, [self._sheet_call(r) for r in calls])
+            if await self._send(keys[email], message, now):
+                done.summaries += 1
+
+    async def _send(self, key: str, message: EmailMessage, now: datetime) -> bool:
+        """Claim ``key``, then send; a refused message gives the claim back."""
+        if not self.mailer.configured:
+            self._mail_errors[key] = "DECROCHE_SMTP_URL is not set"
+            return False
+        if not await q.claim(self.pool, key, self.instance, now):
+            return False
+        try:
+            await self.mailer.send(message)
+        except MailUnavailable as exc:
+            self._mail_errors[key] = str(exc)
+            log.warning("campaigns: %s not sent yet: %s", key, exc)
+            try:
+                await q.release(self.pool, key)
+            except Exception as db_exc:  # the claim stays: at most once wins
+                if not is_unavailable(db_exc):
+                    raise
+            return False
+        self._mail_errors.pop(key, None)
+        await q.finish(self.pool, key, "sent", now)
+        return True
+
+    def _sheet_call(self, r: Mapping[str, Any]) -> SheetCall:
+        spec = r["campaign_spec"]
+        scenario: dict[str, Any] = next(
+            (s for s in spec.get("scenarios", []) if s["id"] == r["scenario"]), {}
+        )
+        evaluator: dict[str, Any] = next(
+            (e for e in spec.get("evaluators", []) if e["email"] == r["evaluator"]), {}
+        )
+        service = self.settings.municipality.service(r["service"])
+        return SheetCall(
+            id=r["id"],
+            scheduled_at=r["scheduled_at"].astimezone(self.tz),
+            campaign=r["campaign_name"],
+            service_name=service.name if service else r["service"],
+            number=r["number"],
+            mode=r["mode"],
+            question=scenario.get("question"),
+            expected=scenario.get("expected") or None,
+            evaluator_name=evaluator.get("name", r["evaluator"]),
+            evaluator_email=r["evaluator"],
+            link=f"{self.base}/appels-mysteres/{r['id']}",
+        )
+
+
+def summary_key(day: date, email: str) -> str:
+    return f"summary:{day.isoformat()}:{email}"

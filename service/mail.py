@@ -1,0 +1,97 @@
+"""Outgoing e-mail through the SMTP server of ``DECROCHE_SMTP_URL`` (aiosmtplib).
+
+``smtp://user:pass@host:587?starttls=1`` submits with STARTTLS, ``smtps://host:465`` over
+implicit TLS, ``smtp://host:25`` in the clear (a relay on the same host or network). The
+URL is checked when the settings load; a server that refuses or cannot be reached raises
+:class:`MailUnavailable`, so the job that sends can say so and try again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.message import EmailMessage
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import aiosmtplib
+
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off"}
+
+
+class MailUnavailable(Exception):
+    """The message could not be handed to the SMTP server (not configured, refused, down)."""
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    implicit_tls: bool
+    starttls: bool
+
+
+def parse_smtp_url(url: str) -> SmtpServer:
+    """The server an ``smtp://`` or ``smtps://`` URL names; ValueError says what is wrong."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ValueError(f"{url!r} must start with smtp:// or smtps://")
+    if not parts.hostname:
+        raise ValueError(f"{url!r} names no host (smtp://user:pass@host:587?starttls=1)")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{url!r} has a port that is not a number") from None
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = sorted(set(query) - {"starttls"})
+    if unknown:
+        raise ValueError(f"unknown option {unknown[0]!r} in {url!r} (known: starttls)")
+    flag = query.get("starttls", ["0"])[-1].lower()
+    if flag not in TRUE | FALSE:
+        raise ValueError(f"starttls must be 1 or 0 in {url!r}")
+    implicit = parts.scheme == "smtps"
+    return SmtpServer(
+        host=parts.hostname,
+        port=port or (465 if implicit else 587 if flag in TRUE else 25),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        implicit_tls=implicit,
+        starttls=flag in TRUE and not implicit,
+    )
+
+
+class Mailer:
+    """Sends messages from ``sender``; ``configured`` is False without an SMTP URL."""
+
+    def __init__(self, smtp_url: str | None, sender: str, *, timeout_s: float = 20.0) -> None:
+        self.server = parse_smtp_url(smtp_url) if smtp_url else None
+        self.sender = sender
+        self.timeout_s = timeout_s
+
+    @property
+    def configured(self) -> bool:
+        return self.server is not None
+
+    async def send(self, message: EmailMessage) -> None:
+        """Hand ``message`` (its From set here when absent) to the SMTP server."""
+        if self.server is None:
+            raise MailUnavailable("DECROCHE_SMTP_URL is not set")
+        if "From" not in message:
+            message["From"] = self.sender
+        s = self.server
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=s.host,
+                port=s.port,
+                username=s.username,
+                password=s.password,
+                use_tls=s.implicit_tls,
+                start_tls=s.starttls,
+                timeout=self.timeout_s,
+            )
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise MailUnavailable(
+                f"the SMTP server {s.host}:{s.port} refused or failed: {exc}"
+            ) from None
