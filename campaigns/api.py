@@ -10,9 +10,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from campaigns import api_calls, api_campaigns, api_grids
+from campaigns.api_voice import setup_voice_routes
 
 
 def setup_campaign_api(app: web.Application) -> None:
+    setup_voice_routes(app)  # Twilio's callbacks of assisted calls (signed, no account)
     r = app.router
     r.add_get("/api/v1/grids", api_grids.get_grids)
     r.add_post("/api/v1/grids", api_grids.post_grid)
@@ -35,3 +37,4 @@ def setup_campaign_api(app: web.Application) -> None:
         r.add_put(f"{base}/evaluation", api_calls.put_evaluation)
         r.add_post(f"{base}/evaluation", api_calls.put_evaluation)
         r.add_post(f"{base}/missed", api_calls.post_missed)
+        r.add_get(f"{base}/recording", api_calls.get_recording)

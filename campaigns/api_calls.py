@@ -5,10 +5,11 @@ that they are in the quality team (``evaluations.access``)."""
 
 from __future__ import annotations
 
+import aiohttp
 import asyncpg
 from aiohttp import web
 
-from campaigns import evaluations, payloads, queries
+from campaigns import evaluations, payloads, queries, run_queries
 from campaigns.grid_store import stored_grid
 from campaigns.grids import Grid
 from campaigns.http import (
@@ -22,7 +23,8 @@ from campaigns.http import (
 )
 from service.accounts.model import Principal, Role
 from service.calendar import Calendar
-from service.keys import CALENDAR, DB_POOL
+from service.keys import CALENDAR, DB_POOL, SETTINGS
+from service.twilio_rest import TwilioRest, TwilioUnavailable
 from service.web.auth import principal
 from service.web.errors import ApiError
 
@@ -72,8 +74,54 @@ async def get_mystery_call(request: web.Request) -> web.Response:
         "can_evaluate": rights.evaluate,
         "can_correct": rights.correct,
         "can_mark_missed": who.has(Role.QUALITY) and row["evaluation_id"] is None,
+        "run": payloads.run_json(await run_queries.run_of(request.app[DB_POOL], row["id"]), tz),
     }
     return web.json_response(body)
+
+
+@answers
+async def get_recording(request: web.Request) -> web.StreamResponse:
+    """The recording of an assisted call, fetched from Twilio for whoever may read the call
+    (its evaluator, the quality team): Twilio's own URL and credentials are never shown."""
+    who = principal(request)
+    row, _ = await _call_for(request, who)
+    run = await run_queries.run_of(request.app[DB_POOL], row["id"])
+    if run is None or run["recording_sid"] is None:
+        raise ApiError("this call has no recording", status=404)
+    if run["recording_erased_at"] is not None:
+        raise ApiError(
+            f"the recording was erased on {run['recording_erased_at']:%Y-%m-%d} "
+            "(privacy.keep_recordings_days)",
+            status=410,
+        )
+    rest = TwilioRest(request.app[SETTINGS])
+    try:
+        sid, token = rest.credentials
+    except TwilioUnavailable as exc:
+        raise ApiError(str(exc), status=503) from None
+    url = rest.media_url(sid, run["recording_sid"])
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        try:
+            async with session.get(url, auth=aiohttp.BasicAuth(sid, token)) as upstream:
+                if upstream.status != 200:
+                    raise ApiError(
+                        f"Twilio answered {upstream.status} for the recording", status=502
+                    )
+                out = web.StreamResponse(
+                    headers={
+                        "Content-Type": "audio/mpeg",
+                        "Cache-Control": "private, no-store",
+                        "Content-Disposition": f'inline; filename="appel-mystere-{row["id"]}.mp3"',
+                    }
+                )
+                await out.prepare(request)
+                async for chunk in upstream.content.iter_chunked(64 * 1024):
+                    await out.write(chunk)
+                await out.write_eof()
+                return out
+        except aiohttp.ClientError as exc:
+            raise ApiError(f"Twilio is unreachable for the recording: {exc}", status=502) from None
 
 
 @answers

@@ -2,12 +2,13 @@
 
 A slot misfires when no instance could act at its time (the service was down). Its
 replacement keeps what the results compare: the same target, the same half-day and the
-same moment of the day (opening, lunch, closing or core), on a later day of the period.
-The same weekday is tried first (the weekday is a stratum of the results too), then any
-weekday, each in date order. The new slot obeys the plan's rules: an opening time of the
-service with ``call_minutes`` left, no other call to the target that day, at least
-``min_gap_minutes`` from the target's other calls, an evaluator who is available and free
-(the planned one first, then the others, least loaded first). None: the call is missed.
+same moment of the day (opening, lunch, closing or core), later in the period: the same day
+when that moment still has room, then the same weekday of later weeks (the weekday is a
+stratum of the results too), then any weekday, each in date order. The new slot obeys
+the plan's rules: an opening time of the service with ``call_minutes`` left, no other
+call to the target that day, at least ``min_gap_minutes`` from the target's other calls,
+an evaluator who is available and free (the planned one first, then the others, least
+loaded first). None: the call is missed.
 """
 
 from __future__ import annotations

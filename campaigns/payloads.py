@@ -8,6 +8,7 @@ from typing import Any
 
 from campaigns.grids import Grid
 from campaigns.results import state
+from campaigns.voice import OUTCOMES
 
 
 def call_json(
@@ -126,3 +127,39 @@ def creation_detail(row: Mapping[str, Any]) -> dict[str, Any]:
     """What the audit log keeps of a campaign's creation: its calls and the grid version
     (stored, if it came from a file, by this very creation)."""
     return {"calls": row["calls"], "grid": row["grid_slug"], "grid_version": row["grid_version"]}
+
+
+def run_json(run: Mapping[str, Any] | None, tz: Any) -> dict[str, Any] | None:
+    """What Twilio did for an assisted call: outcome, ring time, pre-filled answers and the
+    recording's link (served through Décroché, never Twilio's own URL)."""
+    if run is None:
+        return None
+
+    def local(name: str) -> str | None:
+        value = run[name]
+        return value.astimezone(tz).isoformat() if value is not None else None
+
+    has_recording = run["recording_sid"] is not None and run["recording_erased_at"] is None
+    return {
+        "kind": run["kind"],
+        "state": run["state"],
+        "outcome": run["outcome"],
+        "outcome_label": OUTCOMES.get(run["outcome"] or ""),
+        "detail": run["detail"],
+        "placed_at": local("placed_at"),
+        "evaluator_answered_at": local("evaluator_answered_at"),
+        "target_ringing_at": local("target_ringing_at"),
+        "target_answered_at": local("target_answered_at"),
+        "ended_at": local("ended_at"),
+        "ring_seconds": run["ring_seconds"],
+        "prefill": run["prefill"],
+        "recording": (
+            {
+                "url": f"/api/v1/mystery-calls/{run['mystery_call_id']}/recording",
+                "seconds": run["recording_seconds"],
+            }
+            if has_recording
+            else None
+        ),
+        "recording_erased_at": local("recording_erased_at"),
+    }

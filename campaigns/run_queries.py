@@ -119,3 +119,69 @@ async def lock_call(conn: Any, call_id: int) -> bool:
 
 
 LOOK_BACK = timedelta(days=7)  # misfires older than this are left to the derived 'missed'
+
+
+# -- the Twilio side of assisted calls ----------------------------------------------------
+
+RUN_COLUMNS = (
+    "mystery_call_id, kind, state, outcome, detail, dial_seconds, placed_at, call_sid, "
+    "target_sid, evaluator_answered_at, target_initiated_at, target_ringing_at, "
+    "target_answered_at, ended_at, ring_seconds, recording_sid, recording_url, "
+    "recording_seconds, recording_erased_at, prefill"
+)
+
+
+async def start_run(conn: Any, call_id: int, kind: str, now: datetime) -> None:
+    """A fresh run for the call (a moved slot's new attempt replaces the old one)."""
+    await conn.execute(
+        "INSERT INTO mystery_runs (mystery_call_id, kind, placed_at) VALUES ($1, $2, $3) "
+        "ON CONFLICT (mystery_call_id) DO UPDATE SET kind = $2, state = 'placing', "
+        "outcome = NULL, detail = NULL, dial_seconds = NULL, placed_at = $3, call_sid = NULL, "
+        "target_sid = NULL, evaluator_answered_at = NULL, target_initiated_at = NULL, "
+        "target_ringing_at = NULL, target_answered_at = NULL, ended_at = NULL, "
+        "ring_seconds = NULL, prefill = '{}', updated_at = now()",
+        call_id,
+        kind,
+        now,
+    )
+
+
+async def run_of(conn: Any, call_id: int) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"SELECT {RUN_COLUMNS} FROM mystery_runs WHERE mystery_call_id = $1",  # noqa: S608
+        call_id,
+    )
+    return row
+
+
+async def run_placed(conn: Any, call_id: int, sid: str) -> None:
+    await conn.execute(
+        "UPDATE mystery_runs SET call_sid = coalesce(call_sid, $2), state = CASE WHEN "
+        "state = 'placing' THEN 'placed' ELSE state END, updated_at = now() "
+        "WHERE mystery_call_id = $1",
+        call_id,
+        sid,
+    )
+
+
+async def run_failed(conn: Any, call_id: int, detail: str, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE mystery_runs SET state = 'ended', outcome = 'failed', detail = $2, "
+        "ended_at = $3, updated_at = now() WHERE mystery_call_id = $1",
+        call_id,
+        detail,
+        now,
+    )
+
+
+async def update_run(conn: Any, call_id: int, sid: str, sets: str, *args: Any) -> bool:
+    """Apply ``sets`` (SQL assignments using $3…) to the run whose Décroché-created leg is
+    ``sid`` (or still unknown: Twilio may call back before the REST answer was stored)."""
+    status: str = await conn.execute(
+        f"UPDATE mystery_runs SET call_sid = coalesce(call_sid, $2), {sets}, "  # noqa: S608
+        "updated_at = now() WHERE mystery_call_id = $1 AND (call_sid IS NULL OR call_sid = $2)",
+        call_id,
+        sid,
+        *args,
+    )
+    return status == "UPDATE 1"

@@ -7,6 +7,11 @@
   not go before the slot (service down, no SMTP) is recorded as not sent — the slot stays,
   since the evaluator may have called from the plan, the morning summary or the calendar;
 - mails each evaluator, from ``SUMMARY_AT`` local time, the summary of the day's calls;
+- places each **assisted** call at its slot through Twilio (at most
+  ``DECROCHE_TWILIO_CALLS_PER_SECOND``), which calls the evaluator and then bridges to the
+  target (``campaigns/voice.py``); a slot that could not be honoured — no round within
+  ``GRACE`` of it (the service was down), or Twilio refused — moves to a later slot of its
+  stratum (``campaigns/misfire.py``), or is marked missed with the reason.
 
 Every act is *claimed* first: a row in ``run_claims``, committed before the act, keyed by the
 act and the slot. Two instances racing, or one restarting, find the claim and do nothing —
@@ -30,15 +35,22 @@ from typing import Any
 import asyncpg
 
 from campaigns import run_queries as q
+from campaigns import voice
+from campaigns.misfire import Busy, Slot, new_slot
+from campaigns.queries import record_as
 from campaigns.sheets import SheetCall, call_sheet, day_summary
+from campaigns.spec import parse_campaign
+from service.calendar import Calendar
 from service.db.errors import is_unavailable
 from service.mail import Mailer, MailUnavailable
 from service.settings import Settings
+from service.twilio_rest import Pacer, TwilioRest, TwilioUnavailable
 
 log = logging.getLogger(__name__)
 
 SHEET_LEAD = timedelta(minutes=30)  # a sheet goes this long before its slot
 SUMMARY_AT = time(7, 30)  # local time of the morning summary
+GRACE = timedelta(minutes=10)  # an assisted call is still placed this long after its slot
 
 
 def instance_id() -> str:
@@ -53,6 +65,18 @@ class Round:
     sheets: int = 0
     summaries: int = 0
     not_sent: int = 0
+    placed: int = 0
+    failed: int = 0
+    moved: int = 0
+    missed: int = 0
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a call was not placed; ``transient``: Twilio could not now (another slot may do)."""
+
+    problem: str
+    transient: bool
 
 
 class CampaignRunner:
@@ -64,16 +88,21 @@ class CampaignRunner:
         settings: Settings,
         mailer: Mailer,
         *,
+        twilio: TwilioRest | None = None,
         clock: Callable[[], datetime] | None = None,
         instance: str | None = None,
+        base: str | None = None,
     ) -> None:
         self.pool = pool
         self.settings = settings
+        self.calendar = Calendar(settings.municipality)
         self.tz = settings.municipality.tz
         self.mailer = mailer
+        self.twilio = twilio
+        self.pacer = Pacer(settings.twilio_calls_per_second)
         self.clock = clock or (lambda: datetime.now(UTC))
         self.instance = instance or instance_id()
-        self.base = settings.public_url or f"http://{settings.host}:{settings.port}"
+        self.base = base or settings.public_url or f"http://{settings.host}:{settings.port}"
         self._mail_errors: dict[str, str] = {}
 
     async def tick(self) -> Round:
@@ -87,7 +116,95 @@ class CampaignRunner:
         await self._summaries(rows, now, done)
         due = [r for r in rows if r["scheduled_at"] - SHEET_LEAD <= now]
         await self._sheets([r for r in due if r["mode"] == "manual"], now, done)
+        await self._placements([r for r in due if r["mode"] == "assisted"], now, done)
         return done
+
+    # -- assisted mode: calls placed through Twilio -----------------------------------------
+
+    async def _placements(self, rows: list[asyncpg.Record], now: datetime, done: Round) -> None:
+        keys = {r["id"]: q.slot_key("call", r["id"], r["scheduled_at"]) for r in rows}
+        taken = await q.claimed(self.pool, list(keys.values()))
+        for r in rows:
+            key = keys[r["id"]]
+            if key in taken or now < r["scheduled_at"]:
+                continue
+            late = now >= r["scheduled_at"] + GRACE
+            if not await q.claim(self.pool, key, self.instance, now):
+                continue
+            if late:
+                await self._move_or_miss(r, key, now, done, "the service was not running then")
+                continue
+            failure = await self._place(r, now)
+            if failure is None:
+                await q.finish(self.pool, key, "placed", now)
+                done.placed += 1
+            elif failure.transient:  # Twilio could not, now: the slot is lost, not the call
+                await self._move_or_miss(r, key, now, done, failure.problem)
+            else:  # a missing setting or phone: no other slot would do better
+                await q.finish(self.pool, key, f"failed: {failure.problem}", now)
+                done.failed += 1
+
+    async def _place(self, r: Mapping[str, Any], now: datetime) -> Failure | None:
+        """Ask Twilio to call the evaluator; what went wrong, or None."""
+        evaluator = _evaluator(r)
+        twilio, caller = self.twilio, self.settings.twilio_caller_id
+        await q.start_run(self.pool, r["id"], "assisted", now)
+        if twilio is None or not twilio.configured:
+            problem = "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set"
+        elif caller is None:
+            problem = "DECROCHE_TWILIO_CALLER_ID is not set"
+        elif not evaluator.get("phone"):
+            problem = f"the evaluator {r['evaluator']} has no phone in the campaign"
+        else:
+            return await self._dial(r, twilio, caller, evaluator["phone"], now)
+        await q.run_failed(self.pool, r["id"], problem, now)
+        return Failure(problem, transient=False)
+
+    async def _dial(
+        self, r: Mapping[str, Any], twilio: TwilioRest, caller: str, phone: str, now: datetime
+    ) -> Failure | None:
+        await self.pacer.wait()
+        try:
+            sid = await twilio.create_call(
+                to=phone,
+                from_=caller,
+                url=self.base + voice.callback_path(r["id"], "answer"),
+                status_callback=self.base + voice.callback_path(r["id"], "evaluator"),
+                timeout_s=voice.EVALUATOR_TIMEOUT_S,
+            )
+        except TwilioUnavailable as exc:
+            await q.run_failed(self.pool, r["id"], str(exc), now)
+            log.warning("campaigns: mystery call %d not placed: %s", r["id"], exc)
+            return Failure(str(exc), transient=True)
+        await q.run_placed(self.pool, r["id"], sid)
+        return None
+
+    async def _move_or_miss(
+        self, r: Mapping[str, Any], key: str, now: datetime, done: Round, why: str
+    ) -> None:
+        """The slot of ``r`` could not be honoured: a later slot of its stratum, or missed."""
+        spec = parse_campaign(r["campaign_spec"], f"campaign {r['campaign_id']}", self.calendar.m)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await q.lock_call(conn, r["id"]):
+                await q.finish(conn, key, "nothing to do: the call is no longer planned", now)
+                return
+            others = [
+                record_as(Busy, o) for o in await q.others_of(conn, r["campaign_id"], r["id"])
+            ]
+            slot = record_as(Slot, r)
+            found = new_slot(spec, self.calendar, slot, others, now + GRACE)
+            if found is None:
+                reason = f"{why}; no later slot of the same stratum before {spec.ends_on}"
+                await q.mark_missed(conn, r["id"], reason, now)
+                await q.finish(conn, key, f"missed: {reason}", now)
+                done.missed += 1
+                return
+            at, evaluator = found
+            reason = f"{why}; moved from {r['scheduled_at'].astimezone(self.tz):%Y-%m-%d %H:%M}"
+            await q.move(conn, r["id"], at, evaluator, reason, now)
+            await q.finish(conn, key, f"moved to {at.astimezone(self.tz).isoformat()}", now)
+            done.moved += 1
+        log.warning("campaigns: mystery call %d %s", r["id"], reason)
 
     # -- manual mode: sheets and summaries --------------------------------------------------
 
@@ -153,9 +270,7 @@ class CampaignRunner:
         scenario: dict[str, Any] = next(
             (s for s in spec.get("scenarios", []) if s["id"] == r["scenario"]), {}
         )
-        evaluator: dict[str, Any] = next(
-            (e for e in spec.get("evaluators", []) if e["email"] == r["evaluator"]), {}
-        )
+        evaluator = _evaluator(r)
         service = self.settings.municipality.service(r["service"])
         return SheetCall(
             id=r["id"],
@@ -170,6 +285,15 @@ class CampaignRunner:
             evaluator_email=r["evaluator"],
             link=f"{self.base}/appels-mysteres/{r['id']}",
         )
+
+
+def _evaluator(r: Mapping[str, Any]) -> dict[str, Any]:
+    """The call's evaluator as the campaign's structure describes them."""
+    found: dict[str, Any] = next(
+        (e for e in r["campaign_spec"].get("evaluators", []) if e["email"] == r["evaluator"]),
+        {},
+    )
+    return found
 
 
 def summary_key(day: date, email: str) -> str:

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from campaigns.api import setup_campaign_api
+from campaigns.recordings import recordings_job
 from campaigns.runner import CampaignRunner
 from campaigns.views import setup_campaign_pages
 from service.api.accounts import setup_account_routes
@@ -43,6 +44,7 @@ from service.privacy import Pseudonymiser
 from service.privacy.retention import retention_job
 from service.scheduler import Scheduler, daily, every
 from service.settings import Settings
+from service.twilio_rest import TwilioRest
 from service.wall.hub import WallHub
 from service.wall.views import setup_wall_routes
 from service.web.auth import auth_middleware
@@ -106,12 +108,17 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     tz = settings.municipality.tz
     scheduler = Scheduler(pool, tz)
     scheduler.add("privacy.retention", lambda: retention_job(pool, settings), daily(3, 30, tz))
-    runner = CampaignRunner(pool, settings, Mailer(settings.smtp_url, settings.mail_from))
-    scheduler.add("campaigns.run", runner.tick, every(settings.campaign_tick_s, tz))
-    await scheduler.start()
-    app[SCHEDULER] = scheduler
-    yield
-    await scheduler.stop()
+    async with TwilioRest(settings) as twilio_api:
+        mailer = Mailer(settings.smtp_url, settings.mail_from)
+        runner = CampaignRunner(pool, settings, mailer, twilio=twilio_api)
+        scheduler.add("campaigns.run", runner.tick, every(settings.campaign_tick_s, tz))
+        scheduler.add(
+            "campaigns.recordings", lambda: recordings_job(pool, settings), daily(3, 45, tz)
+        )
+        await scheduler.start()
+        app[SCHEDULER] = scheduler
+        yield
+        await scheduler.stop()
 
 
 def source_parsers(tz: ZoneInfo) -> dict[str, Parser]:

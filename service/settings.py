@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -47,6 +48,8 @@ class Settings:
     metrics_token: str | None = None
     grids_dir: str | None = None  # DECROCHE_GRIDS_DIR: more mystery-call grid directories
     mail_from: str = "Décroché <decroche@localhost>"  # DECROCHE_MAIL_FROM
+    twilio_caller_id: str | None = None  # DECROCHE_TWILIO_CALLER_ID: the number calls come from
+    twilio_calls_per_second: float = 1.0  # DECROCHE_TWILIO_CALLS_PER_SECOND
     campaign_tick_s: float = 15.0  # DECROCHE_CAMPAIGN_TICK_S: how often due runs are looked for
     host: str = "127.0.0.1"
     port: int = 8080
@@ -110,6 +113,8 @@ def load_settings(
         metrics_token=_env(env, "DECROCHE_METRICS_TOKEN"),
         grids_dir=_env(env, "DECROCHE_GRIDS_DIR"),
         mail_from=_mail_from(env, public_url),
+        twilio_caller_id=_e164(env, "DECROCHE_TWILIO_CALLER_ID"),
+        twilio_calls_per_second=_positive(env, "DECROCHE_TWILIO_CALLS_PER_SECOND", 1.0),
         campaign_tick_s=_positive(env, "DECROCHE_CAMPAIGN_TICK_S", 15.0),
     )
 
@@ -125,6 +130,15 @@ def _mail_from(env: Mapping[str, str], public_url: str | None) -> str:
         return given
     host = urlsplit(public_url).hostname if public_url else None
     return f"Décroché <decroche@{host or 'localhost'}>"
+
+
+def _e164(env: Mapping[str, str], name: str) -> str | None:
+    value = _env(env, name)
+    if value is not None and not re.fullmatch(r"\+[1-9][0-9]{6,14}", value):
+        raise ConfigError(
+            "environment", name, f"{value!r} is not an E.164 number like +33100000000"
+        )
+    return value
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:

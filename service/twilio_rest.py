@@ -7,6 +7,9 @@ closed on the way out.
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Sequence
 from types import TracebackType
 
 import aiohttp
@@ -71,3 +74,70 @@ class TwilioRest:
             raise TwilioUnavailable(f"Twilio answered {exc.status}: {exc.msg}") from None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise TwilioUnavailable(f"Twilio is unreachable: {exc}") from None
+
+    async def create_call(
+        self,
+        *,
+        to: str,
+        from_: str,
+        url: str,
+        status_callback: str,
+        events: Sequence[str] = ("initiated", "ringing", "answered", "completed"),
+        timeout_s: int = 30,
+        record: bool = False,
+        recording_callback: str | None = None,
+    ) -> str:
+        """Ask Twilio to place a call whose TwiML is at ``url``; the new call's SID."""
+        api = self._api()
+        extra: dict[str, object] = {}
+        if record:
+            extra = {
+                "record": True,
+                "recording_status_callback": recording_callback,
+                "recording_status_callback_event": ["completed"],
+            }
+        try:
+            call = await api.calls.create_async(
+                to=to,
+                from_=from_,
+                url=url,
+                method="POST",
+                status_callback=status_callback,
+                status_callback_event=list(events),
+                status_callback_method="POST",
+                timeout=timeout_s,
+                **extra,
+            )
+        except TwilioRestException as exc:
+            raise TwilioUnavailable(f"Twilio answered {exc.status}: {exc.msg}") from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise TwilioUnavailable(f"Twilio is unreachable: {exc}") from None
+        return str(call.sid)
+
+    def media_url(self, account_sid: str, recording_sid: str) -> str:
+        """Where a recording's MP3 is (fetched with the account's credentials)."""
+        base = (self._base or "https://api.twilio.com").rstrip("/")
+        return f"{base}/2010-04-01/Accounts/{account_sid}/Recordings/{recording_sid}.mp3"
+
+    @property
+    def credentials(self) -> tuple[str, str]:
+        if not (self._sid and self._token):
+            raise TwilioUnavailable("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set")
+        return self._sid, self._token
+
+
+class Pacer:
+    """At most ``per_second`` starts a second (Twilio's outbound call rate, one by default):
+    each ``wait`` returns no sooner than ``1 / per_second`` after the previous one."""
+
+    def __init__(self, per_second: float) -> None:
+        self.interval = 1.0 / per_second
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        async with self._lock:
+            delay = self._next - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._next = max(self._next, time.monotonic()) + self.interval

@@ -173,6 +173,8 @@ def test_environment_is_validated(tmp_path: Path) -> None:
         ("DECROCHE_SMTP_URL", "smtp://h:port", "port that is not a number"),
         ("DECROCHE_MAIL_FROM", "Décroché", "is not an e-mail address"),
         ("DECROCHE_CAMPAIGN_TICK_S", "0", "is not a positive number"),
+        ("DECROCHE_TWILIO_CALLER_ID", "0387550101", "is not an E.164 number"),
+        ("DECROCHE_TWILIO_CALLS_PER_SECOND", "-1", "is not a positive number"),
         ("DECROCHE_CAMPAIGN_TICK_S", "soon", "is not a positive number"),
     ],
 )
@@ -191,7 +193,7 @@ def test_mail_settings_and_their_defaults(tmp_path: Path) -> None:
     env = {"DECROCHE_DATA_DIR": str(tmp_path / "data")}
     s = load_settings(cfg, env)
     assert (s.smtp_url, s.mail_from) == (None, "Décroché <decroche@localhost>")
-    assert s.campaign_tick_s == 15.0
+    assert (s.twilio_calls_per_second, s.campaign_tick_s) == (1.0, 15.0)
     env["DECROCHE_PUBLIC_URL"] = "https://decroche.ville.fr"
     env["DECROCHE_SMTP_URL"] = "smtp://qualite%40ville.fr:p%3Ass@mail.ville.fr?starttls=1"
     s = load_settings(cfg, env)

@@ -20,6 +20,7 @@ from service.calls.model import Event
 from service.calls.queries import quarantine
 from service.db.errors import StorageUnavailable, is_unavailable
 from service.keys import DB_POOL, INGESTOR, METRICS, SETTINGS
+from service.twilio_signing import signed_url
 from service.web.errors import json_error
 from webhooks import asterisk, cdr, signing, twilio
 from webhooks.errors import Malformed
@@ -28,16 +29,6 @@ log = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BODY = 64 * 1024  # a Twilio callback is well under 4 KiB
 MAX_BATCH_BODY = 1024 * 1024  # a batch of CDRs or queue_log lines (the app-wide limit)
-
-
-def public_url(request: web.Request) -> str:
-    """The URL the sender signed: ``DECROCHE_PUBLIC_URL`` + path + query when configured
-    (behind a proxy the URL this server sees is not the one Twilio called), else the URL
-    as the request's Host header names it."""
-    base = request.app[SETTINGS].public_url
-    if base is None:
-        base = f"{request.scheme}://{request.host}"
-    return base + request.raw_path
 
 
 async def _read_body(request: web.Request, limit: int = MAX_WEBHOOK_BODY) -> bytes | web.Response:
@@ -102,10 +93,10 @@ async def twilio_webhook(request: web.Request) -> web.StreamResponse:
         )
     except (UnicodeDecodeError, ValueError):
         return await _refuse_malformed(request, "twilio", "body is not form-encoded UTF-8", body)
-    if not twilio.signature_valid(token, public_url(request), params, signature):
+    if not twilio.signature_valid(token, signed_url(request), params, signature):
         metrics.webhook("twilio", "refused", "bad_signature")
         log.warning(
-            "Twilio webhook with a bad signature refused (URL checked: %s)", public_url(request)
+            "Twilio webhook with a bad signature refused (URL checked: %s)", signed_url(request)
         )
         return json_error(403, "signature does not match (check DECROCHE_PUBLIC_URL)")
     try:

@@ -108,6 +108,18 @@ function setEditable(on) {
   for (const input of $("#grid").querySelectorAll("input, textarea, button[type=submit]")) input.disabled = !on;
 }
 
+// What Twilio did for an assisted call: the outcome, the ring time, the recording.
+function showRun(run, dl, add) {
+  add("outcome", "Issue de l'appel", run.outcome_label || (run.state === "ended" ? "terminé" : "en cours"));
+  if (run.detail && run.outcome === "failed") add("detail", "Détail", run.detail);
+  if (run.ring_seconds !== null) add("ring", "Sonnerie avant décroché", `${nf0.format(run.ring_seconds)} s (mesurée)`);
+  if (run.recording) {
+    add("recording", "Enregistrement", el("audio", { controls: "", preload: "none", src: run.recording.url }));
+  } else if (run.recording_erased_at) {
+    add("recording", "Enregistrement", `effacé le ${when(run.recording_erased_at)} (durée de conservation)`);
+  }
+}
+
 async function load() {
   const call = await api(`/api/v1/mystery-calls/${CALL}`);
   grid = call.grid;
@@ -127,7 +139,10 @@ async function load() {
     $("#question").textContent = call.scenario.question;
     $("#expected").textContent = call.scenario.expected || "—";
   }
-  renderGrid(grid, call.evaluation);
+  if (call.run) showRun(call.run, dl, add);
+  // An assisted call's measure pre-fills the grid until a person saves it.
+  renderGrid(grid, call.evaluation || (call.run && Object.keys(call.run.prefill).length
+    ? { answers: call.run.prefill, comments: {}, comment: "" } : null));
   const editable = call.evaluation ? call.can_correct : call.can_evaluate;
   setEditable(editable);
   $("#reason-box").hidden = !(call.evaluation && call.can_correct);

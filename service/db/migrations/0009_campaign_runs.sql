@@ -27,10 +27,12 @@ CREATE TABLE mystery_runs (
     outcome              text,       -- answered | evaluator-no-answer | target-busy |
                                      -- target-no-answer | failed
     detail               text,       -- what Twilio said, for people
+    dial_seconds         integer,    -- DialCallDuration: the bridged call's length
     placed_at            timestamptz NOT NULL,
     call_sid             text UNIQUE,                -- the leg Décroché created
     target_sid           text,                       -- the leg to the target (assisted)
     evaluator_answered_at timestamptz,
+    target_initiated_at  timestamptz,
     target_ringing_at    timestamptz,
     target_answered_at   timestamptz,
     ended_at             timestamptz,

@@ -1,0 +1,128 @@
+"""Assisted mystery calls through Twilio (pure): the TwiML, the outcomes, the ring time.
+
+An assisted call has two legs. Décroché asks Twilio to call the **evaluator** (the leg it
+creates); when the evaluator picks up, Twilio fetches the TwiML of ``answer``: a short
+French briefing, then ``<Dial>`` to the **target** number with the call recorded. Each
+leg reports its events to its own callback; the ``<Dial>`` reports how it ended to
+``dialed``, the recording to ``recording``.
+
+The **ring time** is measured on the target leg, from its ``ringing`` event to its
+``answered`` event (Twilio's ``Timestamp`` of each, to the second); without a ``ringing``
+event, from ``initiated``. A PBX or a voice menu that picks up first is what answered:
+the measure is the time to the line's pick-up, which the evaluator may correct on the
+grid. It pre-fills the grid's first ``measured`` item, in seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+EVENTS = ("answer", "evaluator", "target", "dialed", "recording")
+DIAL_TIMEOUT_S = 60  # the target may ring this long before the call is "no answer"
+EVALUATOR_TIMEOUT_S = 30  # the evaluator's phone rings this long
+
+# How a call ended, as results and the calendar say it.
+OUTCOMES = {
+    "answered": "le service a décroché",
+    "evaluator-no-answer": "l'évaluateur n'a pas répondu",
+    "target-busy": "le numéro du service était occupé",
+    "target-no-answer": "le service n'a pas décroché",
+    "failed": "l'appel n'a pas pu être passé",
+}
+DIAL_OUTCOMES = {
+    "completed": "answered",
+    "answered": "answered",
+    "busy": "target-busy",
+    "no-answer": "target-no-answer",
+    "failed": "failed",
+    "canceled": "failed",
+}
+UNANSWERED = {"no-answer": "evaluator-no-answer", "busy": "evaluator-no-answer",
+              "canceled": "evaluator-no-answer", "failed": "failed"}  # fmt: skip
+
+
+def callback_path(call_id: int, event: str) -> str:
+    return f"/webhooks/twilio/mystery/{call_id}/{event}"
+
+
+def briefing_twiml(
+    *,
+    service_name: str,
+    question: str | None,
+    number: str,
+    caller_id: str,
+    base: str,
+    call_id: int,
+) -> str:
+    """What the evaluator hears on picking up, then the bridge to the target, recorded."""
+    scenario = f" Scénario : {question}" if question else ""
+    say = f"Appel mystère pour le service {service_name}.{scenario} Mise en relation."
+
+    def url(event: str) -> str:
+        return quoteattr(base + callback_path(call_id, event))
+
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><Response>'
+        f'<Say language="fr-FR">{escape(say)}</Say>'
+        f'<Dial callerId={quoteattr(caller_id)} timeout="{DIAL_TIMEOUT_S}" '
+        f'record="record-from-answer-dual" action={url("dialed")} method="POST" '
+        f'recordingStatusCallback={url("recording")} recordingStatusCallbackMethod="POST">'
+        f'<Number statusCallbackEvent="initiated ringing answered completed" '
+        f'statusCallback={url("target")} statusCallbackMethod="POST">{escape(number)}</Number>'
+        "</Dial></Response>"
+    )
+
+
+def closing_twiml(outcome: str) -> str:
+    """After the ``<Dial>``: tell the evaluator how it went, and hang up."""
+    said = OUTCOMES.get(outcome, "l'appel est terminé")
+    text = f"Fin de l'appel mystère : {said}. Remplissez la grille."
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><Response>'
+        f'<Say language="fr-FR">{escape(text)}</Say><Hangup/></Response>'
+    )
+
+
+def hangup_twiml() -> str:
+    """For a call that is no longer to be made (cancelled, re-planned, unknown)."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><Response>'
+        '<Say language="fr-FR">Cet appel mystère est annulé.</Say><Hangup/></Response>'
+    )
+
+
+def twilio_time(params: Mapping[str, str], received_at: datetime) -> datetime:
+    """The event's ``Timestamp`` (RFC 2822, to the second), else when it was received."""
+    raw = params.get("Timestamp")
+    if raw:
+        try:
+            at = parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            return received_at
+        if at.tzinfo is not None:
+            return at
+    return received_at
+
+
+def ring_seconds(
+    initiated: datetime | None, ringing: datetime | None, answered: datetime | None
+) -> float | None:
+    start = ringing or initiated
+    if start is None or answered is None:
+        return None
+    return max(0.0, (answered - start).total_seconds())
+
+
+def prefill(grid: Mapping[str, Any], ring: float | None) -> dict[str, Any]:
+    """The answers the measure gives: the first ``measured`` item of the grid."""
+    if ring is None:
+        return {}
+    for section in grid.get("sections", []):
+        for item in section.get("items", []):
+            if item.get("kind") == "measured":
+                return {item["id"]: round(ring)}
+    return {}
