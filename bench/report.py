@@ -20,7 +20,6 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -92,8 +91,9 @@ async def fill(pool: object, calls: int) -> None:
 async def main_async(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
+    from bench.databases import fresh_database
     from service.db.migrate import apply_migrations
-    from service.db.pool import create_pool, resolve_dsn
+    from service.db.pool import create_pool
     from service.metrics.report import engagement8
     from service.metrics.rollup import refresh, span_days
     from service.municipality import load_municipality
@@ -101,17 +101,11 @@ async def main_async(args: argparse.Namespace) -> None:
     cfg = Path(tempfile.mkdtemp(prefix="decroche-report-")) / "bench.toml"
     cfg.write_text(municipality_toml(SERVICES), encoding="utf-8")
     m = load_municipality(cfg)
-    if args.database_url:
-        import asyncpg
-
-        admin = await asyncpg.connect(args.database_url)
-        await admin.execute("DROP DATABASE IF EXISTS decroche_report_bench WITH (FORCE)")
-        await admin.execute("CREATE DATABASE decroche_report_bench")
-        await admin.close()
-        p = urlsplit(args.database_url)
-        dsn = urlunsplit((p.scheme, p.netloc, "/decroche_report_bench", p.query, ""))
-    else:
-        dsn = await resolve_dsn(None, Path(tempfile.mkdtemp(prefix="decroche-report-db-")))
+    dsn = await fresh_database(
+        args.database_url,
+        "decroche_report_bench",
+        Path(tempfile.mkdtemp(prefix="decroche-report-db-")),
+    )
     pool = await create_pool(dsn, max_size=4, command_timeout=None)
     async with pool.acquire() as conn:
         await apply_migrations(conn)

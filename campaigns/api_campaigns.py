@@ -164,7 +164,15 @@ async def get_results(request: web.Request) -> web.StreamResponse:
     pool = request.app[DB_POOL]
     now = utc_now()
     async with pool.acquire() as conn:
-        results = await flows.results(conn, request.app[CALENDAR], cid, now=now)
+        settings = request.app[SETTINGS]
+        results = await flows.results(
+            conn,
+            request.app[CALENDAR],
+            cid,
+            now=now,
+            secret_key=settings.secret_key,
+            caller_id=settings.twilio_caller_id,
+        )
         row = await flows.campaign_or_404(conn, cid)
         rows = await queries.current_calls(conn, cid)
     fmt = request.query.get("format", "json")

@@ -67,6 +67,7 @@ async def mystery_callback(request: web.Request) -> web.StreamResponse:
             "evaluator": voice_flow.evaluator_leg,
             "target": voice_flow.target_leg,
             "recording": voice_flow.recorded,
+            "probe": voice_flow.probe_leg,
         }[event]
         await handler(pool, call_id, params, now)
     except voice_flow.UnknownRun:

@@ -166,7 +166,14 @@ def cmd_results(args: argparse.Namespace) -> int:
 
     async def work(pool: Any, _applied: list[Any]) -> tuple[dict[str, Any], list[Any]]:
         async with pool.acquire() as conn:
-            results = await flows.results(conn, calendar, args.id, now=datetime.now(UTC))
+            results = await flows.results(
+                conn,
+                calendar,
+                args.id,
+                now=datetime.now(UTC),
+                secret_key=settings.secret_key,
+                caller_id=settings.twilio_caller_id,
+            )
             row = await flows.campaign_or_404(conn, args.id)
             rows = await queries.current_calls(conn, args.id)
         names = {s.slug: s.name for s in settings.municipality.services}

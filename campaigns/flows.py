@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from campaigns import payloads, queries
+from campaigns.crosscheck_flow import telephony_check
 from campaigns.grid_library import GridLibrary, search_path
 from campaigns.grid_store import GridConflict, GridNotFound, resolve_grid, stored_grid
 from campaigns.grids import Grid
@@ -261,11 +262,22 @@ async def cancel(
 
 
 async def results(
-    conn: Any, calendar: Calendar, campaign_id: int, *, now: datetime
+    conn: Any,
+    calendar: Calendar,
+    campaign_id: int,
+    *,
+    now: datetime,
+    secret_key: str | None = None,
+    caller_id: str | None = None,
 ) -> dict[str, Any]:
-    """The campaign's results, with the comparison to the previous campaign on its grid."""
+    """The campaign's results, with the comparison to the previous campaign on its grid and
+    the cross-check with the telephony (callers recognised through ``secret_key``'s
+    pseudonyms; ``caller_id``: the number assisted calls and probes come from)."""
     row = await campaign_or_404(conn, campaign_id)
     out = await _results_of(conn, calendar, row, now)
+    out["telephony"] = await telephony_check(
+        conn, row, secret_key=secret_key, caller_id=caller_id, now=now, tz=calendar.tz
+    )
     prev_id = await queries.previous_campaign(
         conn, campaign_id, row["grid_slug"], row["spec"]["starts_on"]
     )

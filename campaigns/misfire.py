@@ -18,7 +18,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from campaigns.slots import HALVES, Availability, epoch_minutes, from_minutes, starts, target_leaves
+from campaigns.slots import (
+    HALVES,
+    availability_for,
+    epoch_minutes,
+    from_minutes,
+    starts,
+    target_leaves,
+)
 from campaigns.spec import CampaignSpec
 from service.calendar import Calendar
 
@@ -60,7 +67,7 @@ def new_slot(
     if target is None:
         return None
     tz = calendar.tz
-    avail = Availability(spec.evaluators, spec.call_minutes, tz)
+    avail = availability_for(spec, tz)
     leaves, _ = target_leaves(calendar, spec, target, avail, epoch_minutes(not_before))
     half = HALVES.index(slot.half_day) if slot.half_day in HALVES else None
     mine = [o for o in others if (o.service, o.number) == (slot.service, slot.number)]

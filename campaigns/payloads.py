@@ -37,6 +37,8 @@ def call_json(
         "moved_from": row["moved_from"].astimezone(tz).isoformat() if row["moved_from"] else None,
         "moved_reason": row["moved_reason"],
         "sheet": _sheet(row["sheet"], tz),
+        "run_outcome": row["run_outcome"],
+        "run_outcome_label": OUTCOMES.get(row["run_outcome"] or ""),
         "plan_revision": row["plan_revision"],
         "evaluation": (
             {

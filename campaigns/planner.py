@@ -42,9 +42,10 @@ from campaigns.rng import Rng
 from campaigns.slots import (
     HALVES,
     NOON,
+    PROBE_HOURS,
     STEP,
-    Availability,
     Range,
+    availability_for,
     ceil_step,
     epoch_minutes,
     from_minutes,
@@ -129,7 +130,7 @@ class _Planner:
         self.tz = calendar.tz
         self.kept = kept
         self.not_before = epoch_minutes(not_before) if not_before is not None else None
-        self.avail = Availability(spec.evaluators, spec.call_minutes, self.tz)
+        self.avail = availability_for(spec, self.tz)
         self.rng = Rng(f"{spec.seed}")
         self.monday = spec.starts_on - timedelta(days=spec.starts_on.weekday())
         self.weeks = (spec.ends_on - self.monday).days // 7 + 1
@@ -153,7 +154,13 @@ class _Planner:
         t, spec = tt.target, self.spec
         where = self._where(t)
         if not tt.leaves:
-            if opened == 0:
+            if opened == 0 and spec.mode == "probe":
+                lo, hi = (f"{t:%H:%M}" for t in PROBE_HOURS)
+                self.problems.append(
+                    f"{where}: it is never closed between {lo} and {hi} for "
+                    f"{spec.call_minutes} minutes {self._period()}: nothing to probe"
+                )
+            elif opened == 0:
                 self.problems.append(
                     f"{where}: no opening time {self._period()} leaves {spec.call_minutes} "
                     "minutes before closing (hours, holidays and closures considered)"

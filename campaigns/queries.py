@@ -25,7 +25,9 @@ CALL_COLUMNS = (
     # the call sheet's claim for the current slot (campaigns/runner.py): sent, or why not
     "(SELECT jsonb_build_object('outcome', rc.outcome, 'at', rc.finished_at) FROM run_claims rc "
     "WHERE rc.key = 'sheet:' || m.id || ':' || extract(epoch FROM m.scheduled_at)::bigint) "
-    "AS sheet"
+    "AS sheet, "
+    # what Twilio did for an assisted call or a probe (campaigns/voice.py)
+    "(SELECT r.outcome FROM mystery_runs r WHERE r.mystery_call_id = m.id) AS run_outcome"
 )
 EVAL_COLUMNS = (
     "e.id AS evaluation_id, e.mystery_call_id, e.grid_id, e.answers, e.comments, e.comment, "

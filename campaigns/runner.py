@@ -9,9 +9,10 @@
 - mails each evaluator, from ``SUMMARY_AT`` local time, the summary of the day's calls;
 - places each **assisted** call at its slot through Twilio (at most
   ``DECROCHE_TWILIO_CALLS_PER_SECOND``), which calls the evaluator and then bridges to the
-  target (``campaigns/voice.py``); a slot that could not be honoured — no round within
-  ``GRACE`` of it (the service was down), or Twilio refused — moves to a later slot of its
-  stratum (``campaigns/misfire.py``), or is marked missed with the reason.
+  target, and each **probe** (Twilio calls the closed service and records it;
+  ``campaigns/voice.py``); a slot that could not be honoured — no round within ``GRACE``
+  of it (the service was down), or Twilio refused — moves to a later slot of its stratum
+  (``campaigns/misfire.py``), or is marked missed with the reason.
 
 Every act is *claimed* first: a row in ``run_claims``, committed before the act, keyed by the
 act and the slot. Two instances racing, or one restarting, find the claim and do nothing —
@@ -116,10 +117,11 @@ class CampaignRunner:
         await self._summaries(rows, now, done)
         due = [r for r in rows if r["scheduled_at"] - SHEET_LEAD <= now]
         await self._sheets([r for r in due if r["mode"] == "manual"], now, done)
-        await self._placements([r for r in due if r["mode"] == "assisted"], now, done)
+        placed = [r for r in due if r["mode"] in ("assisted", "probe")]
+        await self._placements(placed, now, done)
         return done
 
-    # -- assisted mode: calls placed through Twilio -----------------------------------------
+    # -- assisted calls and probes: placed through Twilio ------------------------------------
 
     async def _placements(self, rows: list[asyncpg.Record], now: datetime, done: Round) -> None:
         keys = {r["id"]: q.slot_key("call", r["id"], r["scheduled_at"]) for r in rows}
@@ -145,14 +147,19 @@ class CampaignRunner:
                 done.failed += 1
 
     async def _place(self, r: Mapping[str, Any], now: datetime) -> Failure | None:
-        """Ask Twilio to call the evaluator; what went wrong, or None."""
+        """Ask Twilio to call the evaluator (assisted) or the target (probe); what went
+        wrong, or None. A crash between the claim and Twilio's answer leaves the run
+        ``placing``: that call is lost, never placed twice."""
         evaluator = _evaluator(r)
         twilio, caller = self.twilio, self.settings.twilio_caller_id
-        await q.start_run(self.pool, r["id"], "assisted", now)
+        probe = r["mode"] == "probe"
+        await q.start_run(self.pool, r["id"], r["mode"], now)
         if twilio is None or not twilio.configured:
             problem = "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set"
         elif caller is None:
             problem = "DECROCHE_TWILIO_CALLER_ID is not set"
+        elif probe:  # Twilio calls the closed service itself, and records it
+            return await self._dial(r, twilio, caller, r["number"], now, probe=True)
         elif not evaluator.get("phone"):
             problem = f"the evaluator {r['evaluator']} has no phone in the campaign"
         else:
@@ -161,16 +168,28 @@ class CampaignRunner:
         return Failure(problem, transient=False)
 
     async def _dial(
-        self, r: Mapping[str, Any], twilio: TwilioRest, caller: str, phone: str, now: datetime
+        self,
+        r: Mapping[str, Any],
+        twilio: TwilioRest,
+        caller: str,
+        phone: str,
+        now: datetime,
+        *,
+        probe: bool = False,
     ) -> Failure | None:
+        def url(event: str) -> str:
+            return self.base + voice.callback_path(r["id"], event)
+
         await self.pacer.wait()
         try:
             sid = await twilio.create_call(
                 to=phone,
                 from_=caller,
-                url=self.base + voice.callback_path(r["id"], "answer"),
-                status_callback=self.base + voice.callback_path(r["id"], "evaluator"),
-                timeout_s=voice.EVALUATOR_TIMEOUT_S,
+                url=url("answer"),
+                status_callback=url("probe" if probe else "evaluator"),
+                timeout_s=voice.DIAL_TIMEOUT_S if probe else voice.EVALUATOR_TIMEOUT_S,
+                record=probe,
+                recording_callback=url("recording") if probe else None,
             )
         except TwilioUnavailable as exc:
             await q.run_failed(self.pool, r["id"], str(exc), now)

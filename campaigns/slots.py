@@ -17,7 +17,7 @@ day's closing, and the lunch edges (a closing or opening in the middle of the da
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -191,6 +191,50 @@ def opening_ranges(
     return out
 
 
+PROBE_HOURS = (time(7, 30), time(20, 0))  # when a citizen may try a closed service
+
+
+def closed_ranges(
+    calendar: Calendar, spec: CampaignSpec, target: Target, day: date
+) -> list[tuple[Range, list[tuple[str, Range]]]]:
+    """For a closed-hours probe: the starts of the day's closed spans inside PROBE_HOURS
+    (the whole span on a day without opening), each call ending before the next opening.
+    Their fragile edges are the quarter-hour after a closing (``closing``, or ``lunch`` in
+    the middle of the day) and the one before an opening (``opening``, or ``lunch``)."""
+    svc = calendar.m.service(target.service)
+    assert svc is not None
+    tz = calendar.tz
+    lo_day, hi_day = _local(day, PROBE_HOURS[0], tz), _local(day, PROBE_HOURS[1], tz)
+    opens = [(_local(day, a, tz), _local(day, b, tz)) for a, b in calendar.intervals(svc, day)]
+    spans: list[tuple[int, int, str | None, str | None]] = []  # start, end, after, before
+    cursor, after = lo_day, None
+    for i, (a, b) in enumerate(opens):
+        spans.append((cursor, min(a, hi_day), after, OPENING if i == 0 else LUNCH))
+        cursor, after = max(cursor, b), CLOSING if i == len(opens) - 1 else LUNCH
+    spans.append((cursor, hi_day, after, None))
+    out = []
+    for start, end, after_kind, before_kind in spans:
+        lo, hi = ceil_step(start), floor_step(end - spec.call_minutes)
+        if lo > hi:
+            continue
+        edges = []
+        if after_kind is not None:
+            edges.append((after_kind, (lo, min(hi, floor_step(start + EDGE - 1)))))
+        if before_kind is not None:
+            edges.append((before_kind, (max(lo, ceil_step(hi - EDGE + 1)), hi)))
+        out.append(((lo, hi), edges))
+    return out
+
+
+def availability_for(spec: CampaignSpec, tz: ZoneInfo) -> Availability:
+    """When evaluators may start a call. A probe is placed by Twilio, not by a person: the
+    evaluator who completes its grid later need not be free at its time."""
+    if spec.mode == "probe":
+        anyone = [replace(e, availability=None, unavailable=frozenset()) for e in spec.evaluators]
+        return Availability(anyone, spec.call_minutes, tz)
+    return Availability(spec.evaluators, spec.call_minutes, tz)
+
+
 def target_leaves(
     calendar: Calendar,
     spec: CampaignSpec,
@@ -206,7 +250,8 @@ def target_leaves(
     leaves: list[Leaf] = []
     opened = 0
     for day in days(spec.starts_on, spec.ends_on):
-        intervals = opening_ranges(calendar, spec, target, day)
+        ranges_of = closed_ranges if spec.mode == "probe" else opening_ranges
+        intervals = ranges_of(calendar, spec, target, day)
         if not intervals:
             continue
         noon = _local(day, NOON, tz)

@@ -27,7 +27,7 @@ from service.config_tables import (
 )
 from service.municipality import E164_RE, SLUG_RE, Municipality
 
-MODES = ("manual", "assisted")
+MODES = ("manual", "assisted", "probe")  # probe: a closed-hours call placed by Twilio
 MAX_DAYS = 366
 MAX_CALLS = 20_000
 

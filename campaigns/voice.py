@@ -1,4 +1,4 @@
-"""Assisted mystery calls through Twilio (pure): the TwiML, the outcomes, the ring time.
+"""Mystery calls placed through Twilio (pure): the TwiML, the outcomes, the ring time.
 
 An assisted call has two legs. Décroché asks Twilio to call the **evaluator** (the leg it
 creates); when the evaluator picks up, Twilio fetches the TwiML of ``answer``: a short
@@ -11,6 +11,11 @@ The **ring time** is measured on the target leg, from its ``ringing`` event to i
 event, from ``initiated``. A PBX or a voice menu that picks up first is what answered:
 the measure is the time to the line's pick-up, which the evaluator may correct on the
 grid. It pre-fills the grid's first ``measured`` item, in seconds.
+
+A **closed-hours probe** has one leg: Twilio calls the target itself, records the call
+from its pick-up and plays ``probe_twiml`` (silence for ``PROBE_LISTEN_S``, then hang up);
+its events go to ``probe``. Nobody picking up for 60 s — no message at all — is the outcome
+``target-no-answer``; a person completes the closed-hours grid from the recording.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-EVENTS = ("answer", "evaluator", "target", "dialed", "recording")
+EVENTS = ("answer", "evaluator", "target", "dialed", "recording", "probe")
 DIAL_TIMEOUT_S = 60  # the target may ring this long before the call is "no answer"
+PROBE_LISTEN_S = 45  # a probe listens this long to what the closed service plays
 EVALUATOR_TIMEOUT_S = 30  # the evaluator's phone rings this long
 
 # How a call ended, as results and the calendar say it.
@@ -38,6 +44,22 @@ DIAL_OUTCOMES = {
     "answered": "answered",
     "busy": "target-busy",
     "no-answer": "target-no-answer",
+    "failed": "failed",
+    "canceled": "failed",
+}
+# The target leg's statuses that time the ring, and the column each one sets.
+TARGET_MOMENTS = {
+    "initiated": "target_initiated_at",
+    "queued": "target_initiated_at",
+    "ringing": "target_ringing_at",
+    "in-progress": "target_answered_at",
+    "answered": "target_answered_at",
+}
+# A probe's own leg is the target's: how it ended is the outcome.
+PROBE_OUTCOMES = {
+    "completed": "answered",
+    "no-answer": "target-no-answer",
+    "busy": "target-busy",
     "failed": "failed",
     "canceled": "failed",
 }
@@ -84,6 +106,14 @@ def closing_twiml(outcome: str) -> str:
     return (
         '<?xml version="1.0" encoding="UTF-8"?><Response>'
         f'<Say language="fr-FR">{escape(text)}</Say><Hangup/></Response>'
+    )
+
+
+def probe_twiml() -> str:
+    """A probe says nothing: it listens (the call is recorded from the pick-up), then hangs up."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><Response>'
+        f'<Pause length="{PROBE_LISTEN_S}"/><Hangup/></Response>'
     )
 
 

@@ -41,13 +41,16 @@ async def answered(
             "JOIN campaigns c ON c.id = m.campaign_id WHERE m.id = $1",
             call_id,
         )
+        run = await q.run_of(conn, call_id)
+        probe = run is not None and run["kind"] == "probe"
+        column = "target_answered_at" if probe else "evaluator_answered_at"
         ok = await q.update_run(
-            conn,
-            call_id,
-            sid,
-            "state = 'bridged', evaluator_answered_at = coalesce(evaluator_answered_at, $3)",
-            at,
+            conn, call_id, sid, f"state = 'bridged', {column} = coalesce({column}, $3)", at
         )
+        if ok and probe:
+            await _measure(conn, call_id)
+    if ok and probe:
+        return voice.probe_twiml()
     if not ok or row is None or settings.twilio_caller_id is None:
         return voice.hangup_twiml()
     scenario = next((s for s in row["spec"]["scenarios"] if s["id"] == row["scenario"]), None)
@@ -89,13 +92,7 @@ async def target_leg(
     """An event of the target's leg: the moments that measure the ring time."""
     status = params.get("CallStatus", "")
     at = voice.twilio_time(params, now)
-    column = {
-        "initiated": "target_initiated_at",
-        "queued": "target_initiated_at",
-        "ringing": "target_ringing_at",
-        "in-progress": "target_answered_at",
-        "answered": "target_answered_at",
-    }.get(status)
+    column = voice.TARGET_MOMENTS.get(status)
     ours = params.get("ParentCallSid") or params.get("CallSid", "")
     sets = "target_sid = coalesce(target_sid, $3)"
     args: tuple[Any, ...] = (params.get("CallSid"),)
@@ -104,6 +101,28 @@ async def target_leg(
         args += (at,)
     async with pool.acquire() as conn, conn.transaction():
         if not await q.update_run(conn, call_id, ours, sets, *args):
+            raise UnknownRun(call_id)
+        await _measure(conn, call_id)
+
+
+async def probe_leg(
+    pool: asyncpg.Pool, call_id: int, params: Mapping[str, str], now: datetime
+) -> None:
+    """An event of a probe's leg (Twilio calling the closed service): the moments, and at
+    the end the outcome."""
+    status = params.get("CallStatus", "")
+    at = voice.twilio_time(params, now)
+    column = voice.TARGET_MOMENTS.get(status)
+    args: tuple[Any, ...]
+    if column is not None:
+        sets, args = f"{column} = coalesce({column}, $3)", (at,)
+    elif status in voice.PROBE_OUTCOMES:
+        sets = "state = 'ended', ended_at = coalesce(ended_at, $3), outcome = $4"
+        args = (at, voice.PROBE_OUTCOMES[status])
+    else:
+        return
+    async with pool.acquire() as conn, conn.transaction():
+        if not await q.update_run(conn, call_id, params.get("CallSid", ""), sets, *args):
             raise UnknownRun(call_id)
         await _measure(conn, call_id)
 

@@ -30,7 +30,10 @@ from service.municipality import load_municipality
 from service.settings import Settings
 from tests.support.twilio_client import TwilioPoster
 
-pytest_plugins = ["tests.support.browser"]  # the ``page`` fixture (headless Chromium)
+pytest_plugins = [
+    "tests.support.browser",  # the ``page`` fixture (headless Chromium)
+    "tests.support.rig",  # the ``rig`` fixture (the service, a fake Twilio, a runner)
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_CONFIG = ROOT / "tests" / "data" / "municipality.toml"

@@ -9,114 +9,24 @@ import asyncio
 import itertools
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
 from campaigns.recordings import erase_expired
 from campaigns.runner import GRACE, CampaignRunner
 from service.accounts.model import Role
-from service.app import create_app
-from service.keys import DB_POOL
+from service.db.pool import create_pool
+from service.keys import SCHEDULER
 from service.mail import Mailer
-from service.settings import Settings
-from service.twilio_rest import Pacer, TwilioRest
-from tests.conftest import ADMIN_HEADERS, AUTH_TOKEN, Database, make_settings
+from service.scheduler import Scheduler, every
+from service.twilio_rest import Pacer
+from tests.conftest import Database
 from tests.support.browser import needs_chromium
-from tests.support.fake_twilio import Behaviour, FakeTwilio
+from tests.support.rig import ACCUEIL, CALLER_ID, CLAIRE, ETAT_CIVIL, EVALUATORS, PAUL, Rig
+from tests.support.tcp_proxy import DatabaseProxy
 from tests.test_campaign_pages import account, open_as
-from tests.test_campaign_runner import WEEK, Clock
-from tests.test_campaigns_api import body
-
-Client = TestClient[web.Request, web.Application]
-CALLER_ID = "+33100009999"
-CLAIRE, PAUL = "+33600000001", "+33600000002"
-ACCUEIL, ETAT_CIVIL = "+33100000001", "+33100000002"  # the services' first lines
-EVALUATORS = [
-    {"name": "Claire Martin", "email": "claire.martin@ville.test", "phone": CLAIRE},
-    {"name": "Paul Durand", "email": "paul.durand@ville.test", "phone": PAUL},
-]
-
-
-class Rig:
-    """The service, the fake Twilio, and a runner on an injected clock."""
-
-    def __init__(self, client: Client, fake: FakeTwilio, settings: Settings) -> None:
-        self.client, self.fake, self.settings = client, fake, settings
-        self.clock = Clock(datetime(2027, 3, 22, 6, 0, tzinfo=UTC))
-        fake.clock = self.clock
-        self.rest = TwilioRest(settings)
-        self.runner = CampaignRunner(
-            client.app[DB_POOL],
-            settings,
-            Mailer(None, "decroche@ville.test"),
-            twilio=self.rest,
-            clock=self.clock,
-            base=str(client.make_url("")).rstrip("/"),
-        )
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        return self.client.app[DB_POOL]
-
-    async def campaign(self, **overrides: Any) -> list[asyncpg.Record]:
-        data = body(**(WEEK | {"mode": "assisted", "evaluators": EVALUATORS} | overrides))
-        resp = await self.client.post("/api/v1/campaigns", json=data)
-        assert resp.status == 201, await resp.text()
-        return list(await self.pool.fetch("SELECT * FROM mystery_calls ORDER BY scheduled_at"))
-
-    async def at(self, t: datetime) -> None:
-        self.clock.now = t
-        await self.runner.tick()
-        await self.fake.idle()
-
-    async def run(self, call_id: int) -> asyncpg.Record:
-        row = await self.pool.fetchrow(
-            "SELECT * FROM mystery_runs WHERE mystery_call_id = $1", call_id
-        )
-        assert row is not None
-        return row
-
-
-RigFactory = Callable[..., Awaitable[Rig]]
-
-
-@pytest.fixture
-async def rig(
-    db: asyncpg.Connection,
-    database: Database,
-    tmp_path: Path,
-    aiohttp_client: Callable[..., Awaitable[Client]],
-) -> Any:
-    fake = FakeTwilio("AC" + "0" * 32, AUTH_TOKEN)  # the account of make_settings
-    fake.behaviours = {
-        CLAIRE: Behaviour("answer", ring_s=3),
-        PAUL: Behaviour("no-answer"),
-        ACCUEIL: Behaviour("answer", ring_s=7),
-        ETAT_CIVIL: Behaviour("busy"),
-    }
-    server = TestServer(fake.app())
-    await server.start_server()
-    settings = make_settings(
-        database.dsn,
-        tmp_path,
-        twilio_api_base=str(server.make_url("")).rstrip("/"),
-        twilio_caller_id=CALLER_ID,
-        twilio_calls_per_second=50.0,
-        campaign_tick_s=3600.0,  # the service's own round stays out of the way
-    )
-    client = await aiohttp_client(create_app(settings), headers=ADMIN_HEADERS)
-    made = Rig(client, fake, settings)
-    yield made
-    await made.fake.idle()
-    await made.rest.__aexit__(None, None, None)
-    await server.close()
 
 
 async def test_each_call_is_placed_once_measured_and_its_outcome_recorded(rig: Rig) -> None:
@@ -179,6 +89,7 @@ async def test_the_scoring_page_gets_the_measure_and_the_recording(rig: Rig) -> 
 async def test_events_twice_and_out_of_order_measure_the_same(rig: Rig) -> None:
     rig.fake.out_of_order = True
     rig.fake.twice = True
+    rig.fake.delay_s = 0.05  # and slowly: the runner's round is long over when they come
     calls = await rig.campaign()
     answered = next(c for c in calls if c["number"] == ACCUEIL and c["evaluator"][0] == "c")
     await rig.at(answered["scheduled_at"])
@@ -335,3 +246,70 @@ async def test_the_scoring_page_shows_the_outcome_the_measure_and_the_player(
         "le numéro du service était occupé"
     )
     assert await page.locator('dd[data-field="recording"]').count() == 0
+
+
+async def test_two_instances_with_their_schedulers_and_a_leader_cut_off_place_each_once(
+    rig: Rig, database: Database
+) -> None:
+    calls = await rig.campaign()
+    await rig.client.app[SCHEDULER].stop()  # the rig's own service steps aside for the two
+    proxy = DatabaseProxy(database.dsn)
+    await proxy.start()
+    pool_a = await create_pool(proxy.dsn, min_size=1, max_size=4, command_timeout=2)
+    pool_b = await create_pool(database.dsn, min_size=1, max_size=4)
+    tz = rig.settings.municipality.tz
+    instances: list[Scheduler] = []
+    for pool in (pool_a, pool_b):
+        runner = CampaignRunner(
+            pool,
+            rig.settings,
+            Mailer(None, "decroche@ville.test"),
+            twilio=rig.rest,
+            clock=rig.clock,
+            base=rig.runner.base,
+        )
+        scheduler = Scheduler(pool, tz, elect_every_s=0.05)
+        scheduler.add("campaigns.run", runner.tick, every(0.05, tz))
+        instances.append(scheduler)
+
+    async def leads(s: Scheduler) -> bool:
+        for _ in range(500):
+            if s.is_leader:
+                return True
+            await asyncio.sleep(0.02)
+        return False
+
+    async def rounds_after(t: datetime) -> None:
+        rig.clock.now = t
+        before = sum(s.runs.get("campaigns.run", 0) for s in instances)
+        for _ in range(500):
+            if sum(s.runs.get("campaigns.run", 0) for s in instances) >= before + 2:
+                break
+            await asyncio.sleep(0.02)
+        await rig.fake.idle()
+
+    try:
+        a, b = instances
+        await a.start()
+        assert await leads(a)
+        await b.start()
+        half = len(calls) // 2
+        for c in calls[:half]:
+            await rounds_after(c["scheduled_at"] + timedelta(seconds=20))
+        assert not b.is_leader
+        await proxy.cut()  # the leader loses its database mid-campaign
+        assert await leads(b)
+        for c in calls[half:]:
+            await rounds_after(c["scheduled_at"] + timedelta(seconds=20))
+    finally:
+        for s in instances:
+            await s.stop()
+        pool_a.terminate()
+        await pool_b.close()
+        await proxy.cut()
+    placed = Counter(c["Url"].split("/")[-2] for c in rig.fake.calls)
+    assert placed == Counter(str(c["id"]) for c in calls)
+    claimed_by = {
+        r["claimed_by"] for r in await rig.pool.fetch("SELECT claimed_by FROM run_claims")
+    }
+    assert len(claimed_by) == 2  # each instance placed some

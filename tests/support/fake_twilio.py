@@ -8,8 +8,9 @@ A call created through ``Calls.json`` is then played like Twilio would: the stat
 callbacks of the leg it created (signed with the auth token, as Twilio signs), the TwiML
 fetched from the call's URL when the callee answers, and for a ``<Dial>`` in it the target
 leg's events, the recording, and the ``<Dial>``'s action. Who answers is set per number
-(``behaviours``); event times are simulated from ``clock`` (no real waiting), and
-``out_of_order`` / ``twice`` replay the target leg's events reversed or doubled.
+(``behaviours``); event times are simulated from ``clock``, ``delay_s`` adds real time
+before each callback, and ``out_of_order`` / ``twice`` replay the target leg's events
+reversed or doubled.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class FakeTwilio:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     out_of_order: bool = False
     twice: bool = False
+    delay_s: float = 0.0  # real time before each callback (Twilio is not instantaneous)
     calls: list[dict[str, str]] = field(default_factory=list)  # the Calls.json requests
     callbacks: list[tuple[str, dict[str, str], int]] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -127,6 +129,8 @@ class FakeTwilio:
     # -- playing a call ---------------------------------------------------------------------
 
     async def _post(self, session: aiohttp.ClientSession, url: str, params: dict[str, str]) -> str:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         signature = RequestValidator(self.auth_token).compute_signature(url, params)
         async with session.post(url, data=params, headers={"X-Twilio-Signature": signature}) as r:
             self.callbacks.append((url, params, r.status))
@@ -153,8 +157,26 @@ class FakeTwilio:
             answered = t0 + timedelta(seconds=1 + callee.ring_s)
             await status("in-progress", answered)
             twiml = await self._post(session, params["Url"], leg | {"CallStatus": "in-progress"})
-            end = await self._dial(session, sid, twiml, answered + timedelta(seconds=8))
+            pause = ET.fromstring(twiml).find("Pause")  # noqa: S314 - the service's own TwiML
+            listened = int(pause.get("length", "1")) if pause is not None else 8
+            end = await self._dial(session, sid, twiml, answered + timedelta(seconds=listened))
+            if params.get("Record") == "true":  # the whole call, from its pick-up
+                await self._record(session, params.get("RecordingStatusCallback"), sid,
+                                      int((end - answered).total_seconds()))  # fmt: skip
             await status("completed", end, CallDuration=str(int((end - answered).total_seconds())))
+
+    async def _record(
+        self, session: aiohttp.ClientSession, url: str | None, call: str, seconds: int
+    ) -> None:
+        rec = "RE" + secrets.token_hex(16)
+        self.recordings.add(rec)
+        if url:
+            await self._post(session, url, {
+                "AccountSid": self.account_sid, "CallSid": call, "RecordingSid": rec,
+                "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/"
+                                f"{self.account_sid}/Recordings/{rec}",
+                "RecordingStatus": "completed", "RecordingDuration": str(seconds),
+            })  # fmt: skip
 
     async def _dial(
         self, session: aiohttp.ClientSession, parent: str, twiml: str, t: datetime
@@ -188,17 +210,8 @@ class FakeTwilio:
             if url:
                 await self._post(session, url, leg | {"CallStatus": state,
                                  "Timestamp": format_datetime(at)})  # fmt: skip
-        recording_url = dial.get("recordingStatusCallback")
         if verdict == "completed" and dial.get("record", "do-not-record") != "do-not-record":
-            rec = "RE" + secrets.token_hex(16)
-            self.recordings.add(rec)
-            if recording_url:
-                await self._post(session, recording_url, {
-                    "AccountSid": self.account_sid, "CallSid": parent, "RecordingSid": rec,
-                    "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/"
-                                    f"{self.account_sid}/Recordings/{rec}",
-                    "RecordingStatus": "completed", "RecordingDuration": str(target.talk_s),
-                })  # fmt: skip
+            await self._record(session, dial.get("recordingStatusCallback"), parent, target.talk_s)
         action = dial.get("action")
         if action:
             duration = str(target.talk_s) if verdict == "completed" else "0"

@@ -63,9 +63,10 @@ function renderList(shown) {
   }));
 }
 
-// The call sheet e-mailed before a manual call (campaigns/runner.py): sent when, or why not.
+// The call sheet e-mailed before a manual call (campaigns/runner.py): sent when, or why not;
+// for an assisted call or a probe, how Twilio's call went.
 function sheetLabel(c) {
-  if (c.mode !== "manual") return "—";
+  if (c.mode !== "manual") return c.run_outcome_label || (new Date(c.scheduled_at) > new Date() ? "à venir" : "—");
   if (!c.sheet) return new Date(c.scheduled_at) > new Date() ? "à venir" : "—";
   if (c.sheet.outcome === "sent") return `envoyée à ${localParts(c.sheet.at).time}`;
   return el("span", { title: c.sheet.outcome }, "non envoyée");

@@ -1,6 +1,8 @@
 // « Mes appels »: the evaluator's own mystery calls, the next ones first, then the past.
 "use strict";
 
+const MODES_FR = { manual: "à passer vous-même", assisted: "assisté (Décroché vous appelle)", probe: "sonde automatique" };
+
 async function load() {
   const data = await api("/api/v1/mystery-calls");
   const now = new Date().toISOString();
@@ -12,7 +14,9 @@ async function load() {
     return el("tr", { "data-call": c.id },
       el("td", {}, p.label), el("td", {}, p.time), el("td", {}, c.campaign_name), el("td", {}, c.service_name),
       el("td", {}, el("a", { href: `tel:${c.number}` }, c.number)),
-      el("td", {}, el("span", { class: `pill ${c.state}` }, STATES[c.state])),
+      el("td", {}, el("span", { class: `pill ${c.state}` }, STATES[c.state]),
+        c.moved_from ? el("small", { title: c.moved_reason || "" }, ` reporté du ${localParts(c.moved_from).label}`) : ""),
+      el("td", { "data-run": c.run_outcome || "" }, c.run_outcome_label || MODES_FR[c.mode] || ""),
       el("td", {}, action ? el("a", { href: c.url }, action) : ""));
   }));
   $("#status").textContent = data.count

@@ -101,10 +101,35 @@ function render(r) {
   $("#strata tbody").replaceChildren(...[...r.strata.moment, ...r.strata.half_day].map((s) => el("tr", {},
     el("td", {}, s.label + (s.too_few ? " (trop peu d'appels)" : "")), el("td", {}, nf0.format(s.done)),
     el("td", {}, note(s.mean_score)), el("td", {}, pct(s.pass_rate)))));
+  renderTelephony(r.telephony);
   $("#definitions").replaceChildren(...Object.values(r.definitions).flatMap((text) => {
     const [term, ...rest] = text.split(" : ");
     return [el("dt", {}, term), el("dd", {}, rest.join(" : "))];
   }));
+}
+
+// The mystery calls made, looked for among the calls the telephony recorded.
+const GAPS = {
+  "not seen by the telephony (ingestion gap?)": "jamais vu par la téléphonie (source manquante ou appel perdu ?)",
+};
+function gapLabel(problem) {
+  if (GAPS[problem]) return GAPS[problem];
+  const m = /^seen as (.+), while Twilio saw it (.+)$/.exec(problem);
+  const fr = { answered: "décroché", "not answered": "non décroché" };
+  return m ? `vu ${fr[m[1]]} par la téléphonie, ${fr[m[2]]} selon Twilio` : problem;
+}
+function renderTelephony(t) {
+  const modes = { manual: "manuel", assisted: "assisté", probe: "sonde hors horaires" };
+  $("#telephony-summary").textContent = t.checked
+    ? `${nf0.format(t.seen)} appel(s) mystère sur ${nf0.format(t.checked)} retrouvé(s) dans la téléphonie`
+      + (t.discrepancies.length ? ` ; ${nf0.format(t.discrepancies.length)} écart(s) :` : " ; aucun écart.")
+      + (t.pending ? ` (${nf0.format(t.pending)} encore trop récent(s) pour être vérifié(s))` : "")
+    : "Aucun appel mystère passé n'est encore vérifiable.";
+  $("#telephony").hidden = !t.discrepancies.length;
+  $("#telephony tbody").replaceChildren(...t.discrepancies.map((d) => el("tr", { "data-call": d.call },
+    el("td", {}, el("a", { href: `/appels-mysteres/${d.call}` }, `n° ${d.call}`)),
+    el("td", {}, when(d.scheduled_at)), el("td", {}, d.number), el("td", {}, modes[d.mode] || d.mode),
+    el("td", {}, gapLabel(d.problem)))));
 }
 
 async function load() {
