@@ -18,6 +18,7 @@ from service.calls.queries import quarantine
 from service.db.errors import is_unavailable
 from service.keys import DB_POOL, SETTINGS
 from service.twilio_signing import signature_valid, signed_url
+from service.web.bodies import TooLarge, read_limited
 from service.web.errors import json_error
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,10 @@ async def mystery_callback(request: web.Request) -> web.StreamResponse:
     if event not in voice.EVENTS:
         return json_error(404, f"no such callback: {event}")
     call_id = path_id(request)
-    body = await request.content.read(MAX_BODY + 1)
-    if len(body) > MAX_BODY:
-        return json_error(413, f"body too large (limit {MAX_BODY} bytes)")
+    try:
+        body = await read_limited(request, MAX_BODY)
+    except TooLarge as exc:
+        return json_error(413, str(exc))
     try:
         params = dict(
             parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
@@ -58,9 +60,11 @@ async def mystery_callback(request: web.Request) -> web.StreamResponse:
         return await _refuse(request, "CallSid is missing", body)
     pool, now = request.app[DB_POOL], utc_now()
     try:
+        base = settings.public_url or f"{request.scheme}://{request.host}"
         if event == "answer":
-            base = settings.public_url or f"{request.scheme}://{request.host}"
             return _xml(await voice_flow.answered(pool, settings, base, call_id, params, now))
+        if event == "ready":
+            return _xml(await voice_flow.ready(pool, settings, base, call_id, params, now))
         if event == "dialed":
             return _xml(await voice_flow.dialed(pool, call_id, params, now))
         handler = {

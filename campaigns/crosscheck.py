@@ -3,8 +3,8 @@
 Every mystery call that was really made is looked for among the inbound calls the
 telephony sources recorded on its target number:
 
-- an **assisted** call or a **probe**, from the moment Décroché placed it to
-  ``PLACED_WINDOW`` after (the evaluator picks up, hears the briefing, then the target
+- an **assisted** call or a **probe**, from a minute before Décroché placed it (clocks
+  differ) to ``PLACED_WINDOW`` after (the evaluator picks up, hears the briefing, then the target
   rings), coming from ``DECROCHE_TWILIO_CALLER_ID``;
 - a **manual** call with an evaluation, from ``MANUAL_BEFORE`` before its slot to
   ``MANUAL_AFTER`` after (evaluators are not exact), coming from the evaluator's phone when
@@ -23,6 +23,7 @@ not looked for: the telephony cannot have seen them.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -76,11 +77,17 @@ def cross_check(made: Sequence[Made], seen: Sequence[Seen]) -> list[Finding]:
     """One finding per made call, in the order given (earliest first is fairest: an early
     call takes its recorded call before a later one could)."""
     used: set[int] = set()
+    by_line: dict[str | None, list[Seen]] = {}
+    for s in sorted(seen, key=lambda s: s.started_at):
+        by_line.setdefault(s.line, []).append(s)
+    starts = {line: [s.started_at for s in calls] for line, calls in by_line.items()}
     out = []
     for m in made:
         lo, hi = window(m)
-        here = [s for s in seen if s.line == m.number and lo <= s.started_at <= hi]
-        here = [s for s in here if s.id not in used]
+        calls = by_line.get(m.number, [])
+        first = bisect.bisect_left(starts.get(m.number, []), lo)
+        last = bisect.bisect_right(starts.get(m.number, []), hi)
+        here = [s for s in calls[first:last] if s.id not in used]
         best = _best(m, here)
         if best is None:
             out.append(Finding(m.call_id, None, "not seen by the telephony (ingestion gap?)"))

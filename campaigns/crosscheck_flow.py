@@ -54,14 +54,16 @@ async def telephony_check(
         by_id[m.call_id] = r
     seen: list[Seen] = []
     if made:
-        lows, highs = zip(*(window(m) for m in made), strict=True)
+        # Only the calls inside some window (calls_line_started serves each one).
+        windows = [window(m) for m in made]
         found = await conn.fetch(
-            "SELECT id, line, started_at, answered, caller_hash FROM calls "
-            "WHERE direction = 'inbound' AND line = ANY($1::text[]) "
-            "AND started_at BETWEEN $2 AND $3",
-            sorted({m.number for m in made}),
-            min(lows),
-            max(highs),
+            "SELECT DISTINCT c.id, c.line, c.started_at, c.answered, c.caller_hash "
+            "FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS w(line, lo, hi) "
+            "JOIN calls c ON c.line = w.line AND c.started_at BETWEEN w.lo AND w.hi "
+            "WHERE c.direction = 'inbound'",
+            [m.number for m in made],
+            [lo for lo, _ in windows],
+            [hi for _, hi in windows],
         )
         seen = [Seen(f["id"], f["line"], f["started_at"], f["answered"], f["caller_hash"])
                 for f in found]  # fmt: skip

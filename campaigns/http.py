@@ -15,6 +15,7 @@ from service.accounts import queries as accounts
 from service.config_tables import ConfigError, parse_toml
 from service.keys import DB_POOL, SETTINGS
 from service.web.auth import principal
+from service.web.bodies import TooLarge, read_limited
 from service.web.errors import ApiError
 
 BODY_LIMIT = 512 * 1024  # a campaign of thousands of calls is a few kilobytes
@@ -43,11 +44,10 @@ def answers(handler: Handler) -> Handler:
 
 async def read_body(request: web.Request) -> tuple[dict[str, Any], str | None]:
     """The body as a mapping, and its text when it was TOML (kept as the campaign's source)."""
-    if request.content_length is not None and request.content_length > BODY_LIMIT:
-        raise ApiError(f"body too large (at most {BODY_LIMIT} bytes)", status=413)
-    raw = await request.content.read(BODY_LIMIT + 1)
-    if len(raw) > BODY_LIMIT:
-        raise ApiError(f"body too large (at most {BODY_LIMIT} bytes)", status=413)
+    try:
+        raw = await read_limited(request, BODY_LIMIT)
+    except TooLarge:
+        raise ApiError(f"body too large (at most {BODY_LIMIT} bytes)", status=413) from None
     if request.content_type in TOML_TYPES:
         try:
             return parse_toml(raw, "body"), raw.decode("utf-8")

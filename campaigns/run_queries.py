@@ -139,7 +139,9 @@ async def start_run(conn: Any, call_id: int, kind: str, now: datetime) -> None:
         "outcome = NULL, detail = NULL, dial_seconds = NULL, placed_at = $3, call_sid = NULL, "
         "target_sid = NULL, evaluator_answered_at = NULL, target_initiated_at = NULL, "
         "target_ringing_at = NULL, target_answered_at = NULL, ended_at = NULL, "
-        "ring_seconds = NULL, prefill = '{}', updated_at = now()",
+        "ring_seconds = NULL, recording_sid = NULL, recording_url = NULL, "
+        "recording_seconds = NULL, recording_erased_at = NULL, prefill = '{}', "
+        "updated_at = now()",
         call_id,
         kind,
         now,
@@ -164,6 +166,15 @@ async def run_placed(conn: Any, call_id: int, sid: str) -> None:
     )
 
 
+async def run_unknown(conn: Any, call_id: int, detail: str) -> None:
+    """Twilio's answer was lost: the run stays open to its callbacks, if the call exists."""
+    await conn.execute(
+        "UPDATE mystery_runs SET detail = $2, updated_at = now() WHERE mystery_call_id = $1",
+        call_id,
+        detail,
+    )
+
+
 async def run_failed(conn: Any, call_id: int, detail: str, now: datetime) -> None:
     await conn.execute(
         "UPDATE mystery_runs SET state = 'ended', outcome = 'failed', detail = $2, "
@@ -176,10 +187,13 @@ async def run_failed(conn: Any, call_id: int, detail: str, now: datetime) -> Non
 
 async def update_run(conn: Any, call_id: int, sid: str, sets: str, *args: Any) -> bool:
     """Apply ``sets`` (SQL assignments using $3…) to the run whose Décroché-created leg is
-    ``sid`` (or still unknown: Twilio may call back before the REST answer was stored)."""
+    ``sid`` — or whose leg is still unknown while it is being placed (Twilio may call back
+    before its REST answer was stored, or that answer was lost). A run that failed takes no
+    stray leg."""
     status: str = await conn.execute(
         f"UPDATE mystery_runs SET call_sid = coalesce(call_sid, $2), {sets}, "  # noqa: S608
-        "updated_at = now() WHERE mystery_call_id = $1 AND (call_sid IS NULL OR call_sid = $2)",
+        "updated_at = now() WHERE mystery_call_id = $1 AND (call_sid = $2 OR "
+        "(call_sid IS NULL AND state = 'placing'))",
         call_id,
         sid,
         *args,

@@ -74,10 +74,11 @@ class Round:
 
 @dataclass(frozen=True)
 class Failure:
-    """Why a call was not placed; ``transient``: Twilio could not now (another slot may do)."""
+    """Why a call was not placed. ``kind``: ``transient`` (Twilio did nothing now: another
+    slot may do), ``unknown`` (Twilio may have placed it: do nothing more), ``failed``."""
 
     problem: str
-    transient: bool
+    kind: str
 
 
 class CampaignRunner:
@@ -104,6 +105,8 @@ class CampaignRunner:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.instance = instance or instance_id()
         self.base = base or settings.public_url or f"http://{settings.host}:{settings.port}"
+        # Twilio must reach the callbacks: without a public URL it would be told localhost.
+        self.reachable = base is not None or settings.public_url is not None
         self._mail_errors: dict[str, str] = {}
 
     async def tick(self) -> Round:
@@ -114,58 +117,78 @@ class CampaignRunner:
         tonight = datetime.combine(local.date() + timedelta(days=1), time(), self.tz)
         rows = await q.waiting(self.pool, now - q.LOOK_BACK, max(tonight, now + SHEET_LEAD))
         rows = [r for r in rows if r["scheduled_at"] > r["campaign_created_at"]]
-        await self._summaries(rows, now, done)
         due = [r for r in rows if r["scheduled_at"] - SHEET_LEAD <= now]
-        await self._sheets([r for r in due if r["mode"] == "manual"], now, done)
-        placed = [r for r in due if r["mode"] in ("assisted", "probe")]
-        await self._placements(placed, now, done)
+        # Calls first (their minute matters), then mail; each act reads the clock again:
+        # a round may last (the pacer, a slow SMTP server).
+        await self._placements([r for r in due if r["mode"] in ("assisted", "probe")], done)
+        await self._sheets([r for r in due if r["mode"] == "manual"], done)
+        await self._summaries(rows, done)
         return done
+
+    async def _claim_waiting(
+        self, r: Mapping[str, Any], key: str, now: datetime, run_kind: str | None = None
+    ) -> bool:
+        """Claim ``key`` while holding the call, as an evaluation, a re-plan or a cancel
+        would: False when it is no longer waiting (cancelled, re-planned, evaluated since
+        the round read it) or already claimed. ``run_kind`` also opens its Twilio run."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await q.lock_call(conn, r["id"]):
+                return False
+            if not await q.claim(conn, key, self.instance, now):
+                return False
+            if run_kind is not None:
+                await q.start_run(conn, r["id"], run_kind, now)
+        return True
 
     # -- assisted calls and probes: placed through Twilio ------------------------------------
 
-    async def _placements(self, rows: list[asyncpg.Record], now: datetime, done: Round) -> None:
+    async def _placements(self, rows: list[asyncpg.Record], done: Round) -> None:
         keys = {r["id"]: q.slot_key("call", r["id"], r["scheduled_at"]) for r in rows}
         taken = await q.claimed(self.pool, list(keys.values()))
         for r in rows:
-            key = keys[r["id"]]
+            key, now = keys[r["id"]], self.clock()
             if key in taken or now < r["scheduled_at"]:
                 continue
-            late = now >= r["scheduled_at"] + GRACE
-            if not await q.claim(self.pool, key, self.instance, now):
+            if now >= r["scheduled_at"] + GRACE:
+                if await self._claim_waiting(r, key, now):
+                    await self._move_or_miss(r, key, done, "the service was not running then")
                 continue
-            if late:
-                await self._move_or_miss(r, key, now, done, "the service was not running then")
+            if not await self._claim_waiting(r, key, now, run_kind=r["mode"]):
                 continue
-            failure = await self._place(r, now)
+            failure = await self._place(r)
+            now = self.clock()
             if failure is None:
                 await q.finish(self.pool, key, "placed", now)
                 done.placed += 1
-            elif failure.transient:  # Twilio could not, now: the slot is lost, not the call
-                await self._move_or_miss(r, key, now, done, failure.problem)
-            else:  # a missing setting or phone: no other slot would do better
+            elif failure.kind == "transient":  # Twilio did nothing: the slot is lost, not the call
+                await self._move_or_miss(r, key, done, failure.problem)
+            elif failure.kind == "unknown":  # it may ring: never risk a second call
+                await q.finish(self.pool, key, f"unknown: {failure.problem}", now)
+                done.failed += 1
+            else:  # a setting, a phone, a refusal: no other slot would do better
                 await q.finish(self.pool, key, f"failed: {failure.problem}", now)
                 done.failed += 1
 
-    async def _place(self, r: Mapping[str, Any], now: datetime) -> Failure | None:
+    async def _place(self, r: Mapping[str, Any]) -> Failure | None:
         """Ask Twilio to call the evaluator (assisted) or the target (probe); what went
         wrong, or None. A crash between the claim and Twilio's answer leaves the run
         ``placing``: that call is lost, never placed twice."""
         evaluator = _evaluator(r)
         twilio, caller = self.twilio, self.settings.twilio_caller_id
-        probe = r["mode"] == "probe"
-        await q.start_run(self.pool, r["id"], r["mode"], now)
         if twilio is None or not twilio.configured:
             problem = "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set"
         elif caller is None:
             problem = "DECROCHE_TWILIO_CALLER_ID is not set"
-        elif probe:  # Twilio calls the closed service itself, and records it
-            return await self._dial(r, twilio, caller, r["number"], now, probe=True)
+        elif not self.reachable:
+            problem = "DECROCHE_PUBLIC_URL is not set: Twilio could not reach the callbacks"
+        elif r["mode"] == "probe":  # Twilio calls the closed service itself, and records it
+            return await self._dial(r, twilio, caller, r["number"], probe=True)
         elif not evaluator.get("phone"):
             problem = f"the evaluator {r['evaluator']} has no phone in the campaign"
         else:
-            return await self._dial(r, twilio, caller, evaluator["phone"], now)
-        await q.run_failed(self.pool, r["id"], problem, now)
-        return Failure(problem, transient=False)
+            return await self._dial(r, twilio, caller, evaluator["phone"])
+        await q.run_failed(self.pool, r["id"], problem, self.clock())
+        return Failure(problem, "failed")
 
     async def _dial(
         self,
@@ -173,7 +196,6 @@ class CampaignRunner:
         twilio: TwilioRest,
         caller: str,
         phone: str,
-        now: datetime,
         *,
         probe: bool = False,
     ) -> Failure | None:
@@ -192,17 +214,20 @@ class CampaignRunner:
                 recording_callback=url("recording") if probe else None,
             )
         except TwilioUnavailable as exc:
-            await q.run_failed(self.pool, r["id"], str(exc), now)
             log.warning("campaigns: mystery call %d not placed: %s", r["id"], exc)
-            return Failure(str(exc), transient=True)
+            if exc.maybe_done:
+                detail = f"Twilio's answer was lost ({exc}): the call may ring; not placed again"
+                await q.run_unknown(self.pool, r["id"], detail)
+                return Failure(str(exc), "unknown")
+            await q.run_failed(self.pool, r["id"], str(exc), self.clock())
+            return Failure(str(exc), "failed" if exc.permanent else "transient")
         await q.run_placed(self.pool, r["id"], sid)
         return None
 
-    async def _move_or_miss(
-        self, r: Mapping[str, Any], key: str, now: datetime, done: Round, why: str
-    ) -> None:
+    async def _move_or_miss(self, r: Mapping[str, Any], key: str, done: Round, why: str) -> None:
         """The slot of ``r`` could not be honoured: a later slot of its stratum, or missed."""
         spec = parse_campaign(r["campaign_spec"], f"campaign {r['campaign_id']}", self.calendar.m)
+        now = self.clock()
         async with self.pool.acquire() as conn, conn.transaction():
             if not await q.lock_call(conn, r["id"]):
                 await q.finish(conn, key, "nothing to do: the call is no longer planned", now)
@@ -227,53 +252,69 @@ class CampaignRunner:
 
     # -- manual mode: sheets and summaries --------------------------------------------------
 
-    async def _sheets(self, rows: list[asyncpg.Record], now: datetime, done: Round) -> None:
+    async def _sheets(self, rows: list[asyncpg.Record], done: Round) -> None:
         keys = {r["id"]: q.slot_key("sheet", r["id"], r["scheduled_at"]) for r in rows}
         taken = await q.claimed(self.pool, list(keys.values()))
         for r in rows:
-            key = keys[r["id"]]
+            key, now = keys[r["id"]], self.clock()
             if key in taken:
                 continue
             if now >= r["scheduled_at"]:
                 why = self._mail_errors.pop(key, "the service was not running")
-                if await q.claim(self.pool, key, self.instance, now):
+                if await self._claim_waiting(r, key, now):
                     await q.finish(self.pool, key, f"not sent: the slot had passed ({why})", now)
                     done.not_sent += 1
                     log.warning("campaigns: sheet of mystery call %d not sent (%s)", r["id"], why)
                 continue
-            if await self._send(key, call_sheet(self._sheet_call(r)), now):
+            if not self._mail_ready(key) or not await self._claim_waiting(r, key, now):
+                continue
+            if await self._send(key, call_sheet(self._sheet_call(r))):
                 done.sheets += 1
 
-    async def _summaries(self, rows: list[asyncpg.Record], now: datetime, done: Round) -> None:
+    async def _summaries(self, rows: list[asyncpg.Record], done: Round) -> None:
+        """Each evaluator's calls of the day still to come: the ones they place, and the
+        assisted ones Décroché will call them for (not probes: nobody has to be there)."""
+        now = self.clock()
         local = now.astimezone(self.tz)
         if local.time() < SUMMARY_AT:
             return
         today = local.date()
         mine: dict[str, list[asyncpg.Record]] = {}
         for r in rows:
-            if r["scheduled_at"] > now and r["scheduled_at"].astimezone(self.tz).date() == today:
+            if (
+                r["mode"] != "probe"
+                and r["scheduled_at"] > now
+                and r["scheduled_at"].astimezone(self.tz).date() == today
+            ):
                 mine.setdefault(r["evaluator"], []).append(r)
         keys = {email: summary_key(today, email) for email in mine}
         taken = await q.claimed(self.pool, list(keys.values()))
         for email, calls in mine.items():
-            if keys[email] in taken:
+            key = keys[email]
+            if key in taken or not self._mail_ready(key):
                 continue
-            message = day_summary(today, [self._sheet_call(r) for r in calls])
-            if await self._send(keys[email], message, now):
+            if not await q.claim(self.pool, key, self.instance, self.clock()):
+                continue
+            if await self._send(key, day_summary(today, [self._sheet_call(r) for r in calls])):
                 done.summaries += 1
 
-    async def _send(self, key: str, message: EmailMessage, now: datetime) -> bool:
-        """Claim ``key``, then send; a refused message gives the claim back."""
-        if not self.mailer.configured:
-            self._mail_errors[key] = "DECROCHE_SMTP_URL is not set"
-            return False
-        if not await q.claim(self.pool, key, self.instance, now):
-            return False
+    def _mail_ready(self, key: str) -> bool:
+        if self.mailer.configured:
+            return True
+        self._mail_errors[key] = "DECROCHE_SMTP_URL is not set"
+        return False
+
+    async def _send(self, key: str, message: EmailMessage) -> bool:
+        """Send under the claim ``key``: a refused message gives the claim back (the next
+        round tries again); one perhaps delivered keeps it (never twice)."""
         try:
             await self.mailer.send(message)
         except MailUnavailable as exc:
+            log.warning("campaigns: %s not sent: %s", key, exc)
+            if exc.maybe_sent:
+                await q.finish(self.pool, key, f"unknown: {exc}", self.clock())
+                return False
             self._mail_errors[key] = str(exc)
-            log.warning("campaigns: %s not sent yet: %s", key, exc)
             try:
                 await q.release(self.pool, key)
             except Exception as db_exc:  # the claim stays: at most once wins
@@ -281,7 +322,7 @@ class CampaignRunner:
                     raise
             return False
         self._mail_errors.pop(key, None)
-        await q.finish(self.pool, key, "sent", now)
+        await q.finish(self.pool, key, "sent", self.clock())
         return True
 
     def _sheet_call(self, r: Mapping[str, Any]) -> SheetCall:

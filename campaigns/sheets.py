@@ -86,9 +86,15 @@ def day_summary(day: date, calls: Sequence[SheetCall]) -> EmailMessage:
     text = [f"Bonjour {first.evaluator_name},", "", f"Vos appels mystères du {long_date(day)} :"]
     for c in calls:
         scenario = f" — scénario : {c.question}" if c.question else ""
-        text.append(f"- {clock(c.scheduled_at)} : {c.service_name}, {c.number}{scenario}")
+        mode = f" ({MODES[c.mode]})" if c.mode != "manual" else ""
+        text.append(f"- {clock(c.scheduled_at)} : {c.service_name}, {c.number}{mode}{scenario}")
         text.append(f"  grille : {c.link}")
-    text += ["", "Chaque fiche vous sera aussi envoyée peu avant l'appel.", "", "— Décroché"]
+    text.append("")
+    if any(c.mode == "manual" for c in calls):
+        text.append("Chaque fiche vous sera aussi envoyée peu avant l'appel à passer.")
+    if any(c.mode == "assisted" for c in calls):
+        text.append("Pour un appel assisté, Décroché vous appelle à l'heure dite : décrochez.")
+    text += ["", "— Décroché"]
     msg.set_content("\n".join(text))
     msg.add_alternative(
         _html(first.evaluator_name, [_lines(c) for c in calls], text[2]), subtype="html"

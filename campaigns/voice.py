@@ -2,7 +2,8 @@
 
 An assisted call has two legs. Décroché asks Twilio to call the **evaluator** (the leg it
 creates); when the evaluator picks up, Twilio fetches the TwiML of ``answer``: a short
-French briefing, then ``<Dial>`` to the **target** number with the call recorded. Each
+French briefing that asks for a key (a voicemail presses none), then, at ``ready``,
+``<Dial>`` to the **target** number with the call recorded. Each
 leg reports its events to its own callback; the ``<Dial>`` reports how it ended to
 ``dialed``, the recording to ``recording``.
 
@@ -26,7 +27,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-EVENTS = ("answer", "evaluator", "target", "dialed", "recording", "probe")
+EVENTS = ("answer", "ready", "evaluator", "target", "dialed", "recording", "probe")
+KEY_TIMEOUT_S = 10  # the evaluator has this long, after the briefing, to press a key
 DIAL_TIMEOUT_S = 60  # the target may ring this long before the call is "no answer"
 PROBE_LISTEN_S = 45  # a probe listens this long to what the closed service plays
 EVALUATOR_TIMEOUT_S = 30  # the evaluator's phone rings this long
@@ -71,25 +73,33 @@ def callback_path(call_id: int, event: str) -> str:
     return f"/webhooks/twilio/mystery/{call_id}/{event}"
 
 
-def briefing_twiml(
-    *,
-    service_name: str,
-    question: str | None,
-    number: str,
-    caller_id: str,
-    base: str,
-    call_id: int,
-) -> str:
-    """What the evaluator hears on picking up, then the bridge to the target, recorded."""
+def briefing_twiml(*, service_name: str, question: str | None, base: str, call_id: int) -> str:
+    """What the evaluator hears on picking up. The bridge waits for a key: a voicemail
+    that took the call presses none, and nobody is then called for nothing."""
     scenario = f" Scénario : {question}" if question else ""
-    say = f"Appel mystère pour le service {service_name}.{scenario} Mise en relation."
+    say = (
+        f"Appel mystère pour le service {service_name}.{scenario} "
+        "Appuyez sur une touche pour lancer l'appel."
+    )
+    ready = quoteattr(base + callback_path(call_id, "ready"))
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><Response>'
+        f'<Gather numDigits="1" timeout="{KEY_TIMEOUT_S}" action={ready} method="POST">'
+        f'<Say language="fr-FR">{escape(say)}</Say></Gather>'
+        '<Say language="fr-FR">Aucune touche : l&#39;appel mystère n&#39;est pas lancé.</Say>'
+        "<Hangup/></Response>"
+    )
+
+
+def bridge_twiml(*, number: str, caller_id: str, base: str, call_id: int) -> str:
+    """The key was pressed: the bridge to the target, recorded from its pick-up."""
 
     def url(event: str) -> str:
         return quoteattr(base + callback_path(call_id, event))
 
     return (
         '<?xml version="1.0" encoding="UTF-8"?><Response>'
-        f'<Say language="fr-FR">{escape(say)}</Say>'
+        '<Say language="fr-FR">Mise en relation.</Say>'
         f'<Dial callerId={quoteattr(caller_id)} timeout="{DIAL_TIMEOUT_S}" '
         f'record="record-from-answer-dual" action={url("dialed")} method="POST" '
         f'recordingStatusCallback={url("recording")} recordingStatusCallbackMethod="POST">'

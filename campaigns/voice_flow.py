@@ -30,7 +30,8 @@ async def answered(
     params: Mapping[str, str],
     now: datetime,
 ) -> str:
-    """The evaluator picked up: the TwiML that briefs them and bridges to the target."""
+    """The evaluator picked up (or, for a probe, the closed service): the TwiML that briefs
+    the evaluator and asks for a key, or that listens to the service."""
     sid = params.get("CallSid", "")
     at = voice.twilio_time(params, now)
     async with pool.acquire() as conn, conn.transaction():
@@ -43,25 +44,47 @@ async def answered(
         )
         run = await q.run_of(conn, call_id)
         probe = run is not None and run["kind"] == "probe"
-        column = "target_answered_at" if probe else "evaluator_answered_at"
-        ok = await q.update_run(
-            conn, call_id, sid, f"state = 'bridged', {column} = coalesce({column}, $3)", at
+        # A probe's pick-up is timed by its leg's own event (Twilio's clock, like its
+        # ringing): this request carries no Timestamp and usually comes before that event.
+        sets = (
+            "state = 'bridged'"
+            if probe
+            else "state = 'bridged', evaluator_answered_at = coalesce(evaluator_answered_at, $3)"
         )
-        if ok and probe:
-            await _measure(conn, call_id)
+        ok = await q.update_run(conn, call_id, sid, sets, *(() if probe else (at,)))
     if ok and probe:
         return voice.probe_twiml()
-    if not ok or row is None or settings.twilio_caller_id is None:
+    if not ok or row is None:
         return voice.hangup_twiml()
     scenario = next((s for s in row["spec"]["scenarios"] if s["id"] == row["scenario"]), None)
     service = settings.municipality.service(row["service"])
     return voice.briefing_twiml(
         service_name=service.name if service else row["service"],
         question=scenario["question"] if scenario else None,
-        number=row["number"],
-        caller_id=settings.twilio_caller_id,
         base=base,
         call_id=call_id,
+    )
+
+
+async def ready(
+    pool: asyncpg.Pool,
+    settings: Settings,
+    base: str,
+    call_id: int,
+    params: Mapping[str, str],
+    now: datetime,
+) -> str:
+    """The evaluator pressed a key after the briefing: bridge to the target (if the call is
+    still to be made)."""
+    async with pool.acquire() as conn, conn.transaction():
+        if not await q.lock_call(conn, call_id):
+            return voice.hangup_twiml()
+        number = await conn.fetchval("SELECT number FROM mystery_calls WHERE id = $1", call_id)
+        ok = await q.update_run(conn, call_id, params.get("CallSid", ""), "state = state")
+    if not ok or settings.twilio_caller_id is None:
+        return voice.hangup_twiml()
+    return voice.bridge_twiml(
+        number=number, caller_id=settings.twilio_caller_id, base=base, call_id=call_id
     )
 
 
@@ -75,12 +98,15 @@ async def evaluator_leg(
         sets = "state = 'ended', ended_at = coalesce(ended_at, $3), outcome = coalesce(outcome, $4)"
         args: tuple[Any, ...] = (at, voice.UNANSWERED[status])
     elif status == "completed":
-        # Hung up: if no <Dial> verdict came (yet), the evaluator left before the bridge.
+        # Hung up without a <Dial> verdict (yet): no target leg means nobody took the call
+        # for real (no key pressed: a voicemail, or the evaluator hung up first).
         sets = (
             "state = 'ended', ended_at = coalesce(ended_at, $3), outcome = coalesce(outcome, "
-            "CASE WHEN evaluator_answered_at IS NULL THEN 'evaluator-no-answer' ELSE 'failed' END)"
+            "CASE WHEN target_sid IS NULL THEN 'evaluator-no-answer' ELSE 'failed' END), "
+            "detail = coalesce(detail, CASE WHEN evaluator_answered_at IS NOT NULL AND "
+            "target_sid IS NULL THEN $4 END)"
         )
-        args = (at,)
+        args = (at, "picked up but no key pressed (a voicemail?)")
     else:
         sets, args = "state = state", ()
     await _update(pool, call_id, params, sets, *args)

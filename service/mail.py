@@ -15,11 +15,24 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import aiosmtplib
 
 TRUE = {"1", "true", "yes", "on"}
+REFUSED = (  # the server said no, or was never reached: the message surely did not go
+    aiosmtplib.SMTPResponseException,
+    aiosmtplib.SMTPRecipientsRefused,
+    aiosmtplib.SMTPConnectError,
+    ConnectionRefusedError,
+)
 FALSE = {"0", "false", "no", "off"}
 
 
 class MailUnavailable(Exception):
-    """The message could not be handed to the SMTP server (not configured, refused, down)."""
+    """The message could not be handed to the SMTP server (not configured, refused, down).
+
+    ``maybe_sent``: the connection was lost or timed out after the message may have been
+    accepted — sending again could deliver it twice."""
+
+    def __init__(self, message: str, *, maybe_sent: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_sent = maybe_sent
 
 
 @dataclass(frozen=True)
@@ -92,6 +105,10 @@ class Mailer:
                 timeout=self.timeout_s,
             )
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            # Refused (a reply code) or never connected: surely not sent. Lost on the way
+            # (a timeout, a disconnection after connecting): perhaps sent.
+            surely_not = isinstance(exc, REFUSED)
             raise MailUnavailable(
-                f"the SMTP server {s.host}:{s.port} refused or failed: {exc}"
+                f"the SMTP server {s.host}:{s.port} refused or failed: {exc}",
+                maybe_sent=not surely_not,
             ) from None

@@ -21,7 +21,35 @@ from service.settings import Settings
 
 
 class TwilioUnavailable(Exception):
-    """Twilio could not do it now (no credentials, an error, unreachable): try again later."""
+    """Twilio could not do it now (no credentials, an error, unreachable): try again later.
+
+    ``maybe_done``: the request may have reached Twilio and been carried out (a timeout,
+    a connection lost after sending, a 500): doing it again could do it twice.
+    ``permanent``: Twilio refused the request itself (a 4xx): trying again cannot help."""
+
+    def __init__(self, message: str, *, maybe_done: bool = False, permanent: bool = False):
+        super().__init__(message)
+        self.maybe_done = maybe_done
+        self.permanent = permanent
+
+
+NOT_DONE = {429, 503}  # Twilio says it did nothing: too many requests, unavailable
+
+
+def _refusal(exc: TwilioRestException) -> TwilioUnavailable:
+    status = exc.status
+    message = f"Twilio answered {status}: {exc.msg}"
+    if status in NOT_DONE:
+        return TwilioUnavailable(message)
+    if 400 <= status < 500:
+        return TwilioUnavailable(message, permanent=True)
+    return TwilioUnavailable(message, maybe_done=True)
+
+
+def _unreachable(exc: BaseException) -> TwilioUnavailable:
+    """A network failure: only one before the connection was made is surely harmless."""
+    sent = not isinstance(exc, aiohttp.ClientConnectorError)
+    return TwilioUnavailable(f"Twilio is unreachable: {exc}", maybe_done=sent)
 
 
 class TwilioRest:
@@ -67,7 +95,8 @@ class TwilioRest:
         """Delete a recording; one that is already gone counts as deleted."""
         api = self._api()
         try:
-            await api.api.v2010.accounts(account_sid).recordings(recording_sid).delete_async()
+            async with asyncio.timeout(self._timeout_s):
+                await api.api.v2010.accounts(account_sid).recordings(recording_sid).delete_async()
         except TwilioRestException as exc:
             if exc.status == 404:
                 return
@@ -97,21 +126,23 @@ class TwilioRest:
                 "recording_status_callback_event": ["completed"],
             }
         try:
-            call = await api.calls.create_async(
-                to=to,
-                from_=from_,
-                url=url,
-                method="POST",
-                status_callback=status_callback,
-                status_callback_event=list(events),
-                status_callback_method="POST",
-                timeout=timeout_s,
-                **extra,
-            )
+            # The library gives aiohttp no timeout for a request: bound it here.
+            async with asyncio.timeout(self._timeout_s):
+                call = await api.calls.create_async(
+                    to=to,
+                    from_=from_,
+                    url=url,
+                    method="POST",
+                    status_callback=status_callback,
+                    status_callback_event=list(events),
+                    status_callback_method="POST",
+                    timeout=timeout_s,
+                    **extra,
+                )
         except TwilioRestException as exc:
-            raise TwilioUnavailable(f"Twilio answered {exc.status}: {exc.msg}") from None
+            raise _refusal(exc) from None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise TwilioUnavailable(f"Twilio is unreachable: {exc}") from None
+            raise _unreachable(exc) from None
         return str(call.sid)
 
     def media_url(self, account_sid: str, recording_sid: str) -> str:

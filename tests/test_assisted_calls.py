@@ -12,18 +12,22 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
+import aiohttp
 import asyncpg
+from twilio.request_validator import RequestValidator
 
 from campaigns.recordings import erase_expired
 from campaigns.runner import GRACE, CampaignRunner
+from service.accounts import queries as accounts
 from service.accounts.model import Role
 from service.db.pool import create_pool
 from service.keys import SCHEDULER
 from service.mail import Mailer
 from service.scheduler import Scheduler, every
-from service.twilio_rest import Pacer
+from service.twilio_rest import Pacer, TwilioRest
 from tests.conftest import Database
 from tests.support.browser import needs_chromium
+from tests.support.fake_twilio import Behaviour
 from tests.support.rig import ACCUEIL, CALLER_ID, CLAIRE, ETAT_CIVIL, EVALUATORS, PAUL, Rig
 from tests.support.tcp_proxy import DatabaseProxy
 from tests.test_campaign_pages import account, open_as
@@ -313,3 +317,130 @@ async def test_two_instances_with_their_schedulers_and_a_leader_cut_off_place_ea
         r["claimed_by"] for r in await rig.pool.fetch("SELECT claimed_by FROM run_claims")
     }
     assert len(claimed_by) == 2  # each instance placed some
+
+
+async def test_the_recording_is_for_its_evaluator_and_the_quality_team_only(rig: Rig) -> None:
+    calls = await rig.campaign()
+    answered = next(c for c in calls if c["number"] == ACCUEIL and c["evaluator"][0] == "c")
+    await rig.at(answered["scheduled_at"])
+    path = f"/api/v1/mystery-calls/{answered['id']}/recording"
+    pool = rig.pool
+    for email, role, status in (
+        ("claire.martin@ville.test", Role.VIEWER, 200),  # its evaluator
+        ("paul.durand@ville.test", Role.VIEWER, 403),  # another evaluator
+        ("qualite@ville.test", Role.QUALITY, 200),
+    ):
+        uid = await accounts.add_user(pool, email, role)
+        _, token = await accounts.create_token(pool, "api", uid, "t")
+        resp = await rig.client.get(path, headers={"Authorization": f"Bearer {token}"})
+        assert resp.status == status, (email, await resp.text())
+    async with aiohttp.ClientSession() as anonymous:
+        resp = await anonymous.get(rig.client.make_url(path))
+        assert resp.status == 401
+
+
+async def test_a_refusal_fails_the_call_and_a_lost_answer_never_calls_twice(rig: Rig) -> None:
+    calls = await rig.campaign()
+    refused, lost = calls[0], calls[1]
+    rig.fake.fail_with = 400  # e.g. an unverified caller ID: no other slot would do better
+    await rig.at(refused["scheduled_at"])
+    rig.fake.fail_with = None
+    row = await rig.pool.fetchrow("SELECT * FROM mystery_calls WHERE id = $1", refused["id"])
+    assert (row["scheduled_at"], row["moved_from"]) == (refused["scheduled_at"], None)
+    run = await rig.run(refused["id"])
+    assert (run["state"], run["outcome"]) == ("ended", "failed")
+    assert run["detail"].startswith("Twilio answered 400")
+    # Twilio creates the call but its answer is lost (a timeout): the call happens, once
+    rig.runner.twilio = TwilioRest(rig.settings, timeout_s=0.3)
+    rig.fake.respond_after_s = 1.0
+    try:
+        await rig.at(lost["scheduled_at"])
+        rig.fake.respond_after_s = 0.0
+        await rig.at(lost["scheduled_at"] + timedelta(minutes=1))
+        await rig.at(lost["scheduled_at"] + GRACE + timedelta(minutes=1))
+    finally:
+        await rig.runner.twilio.__aexit__(None, None, None)
+    placed = [c for c in rig.fake.calls if c["Url"].split("/")[-2] == str(lost["id"])]
+    assert len(placed) == 1
+    claim = await rig.pool.fetchval(
+        "SELECT outcome FROM run_claims WHERE key LIKE $1", f"call:{lost['id']}:%"
+    )
+    assert claim.startswith("unknown: Twilio is unreachable")
+    run = await rig.run(lost["id"])
+    assert run["state"] == "ended"  # its callbacks came, and were taken
+    assert run["call_sid"] is not None
+    row = await rig.pool.fetchrow("SELECT * FROM mystery_calls WHERE id = $1", lost["id"])
+    assert row["moved_from"] is None
+
+
+async def test_a_stray_call_for_a_failed_run_is_hung_up(rig: Rig) -> None:
+    calls = await rig.campaign(ends_on="2027-04-02")
+    call = calls[0]
+    rig.fake.fail_with = 503  # Twilio did nothing: the slot moves
+    await rig.at(call["scheduled_at"])
+    rig.fake.fail_with = None
+    before = dict(await rig.run(call["id"]))
+    assert before["state"] == "ended"
+    params = {"CallSid": "CA" + "9" * 32, "CallStatus": "in-progress", "AccountSid": "AC"}
+    url = f"/webhooks/twilio/mystery/{call['id']}/answer"
+    signature = RequestValidator(rig.fake.auth_token).compute_signature(
+        str(rig.client.make_url(url)), params
+    )
+    resp = await rig.client.post(url, data=params, headers={"X-Twilio-Signature": signature})
+    assert resp.status == 200
+    assert "<Hangup/>" in await resp.text()
+    assert "<Dial" not in await resp.text()
+    assert dict(await rig.run(call["id"])) == before
+
+
+async def test_a_call_cancelled_while_a_round_runs_is_not_placed(
+    rig: Rig, database: Database
+) -> None:
+    calls = await rig.campaign()
+    call = calls[0]
+    cancelling = await asyncpg.connect(database.dsn)
+    try:
+        tx = cancelling.transaction()
+        await tx.start()
+        await cancelling.execute(
+            "SELECT 1 FROM campaigns WHERE id = $1 FOR UPDATE", call["campaign_id"]
+        )
+        rig.clock.now = call["scheduled_at"]
+        round_task = asyncio.create_task(rig.runner.tick())
+        await asyncio.sleep(0.3)  # the round has read the call, and waits for the cancel
+        await cancelling.execute(
+            "UPDATE mystery_calls SET status = 'cancelled' WHERE campaign_id = $1",
+            call["campaign_id"],
+        )
+        await tx.commit()
+        await asyncio.wait_for(round_task, 10)
+    finally:
+        await cancelling.close()
+    await rig.fake.idle()
+    assert rig.fake.calls == []
+    assert await rig.pool.fetchval("SELECT count(*) FROM run_claims") == 0
+
+
+async def test_without_a_public_url_twilio_is_not_asked(rig: Rig) -> None:
+    calls = await rig.campaign()
+    runner = CampaignRunner(
+        rig.pool, rig.settings, Mailer(None, "x@y.z"), twilio=rig.rest, clock=rig.clock
+    )
+    rig.clock.now = calls[0]["scheduled_at"]
+    await runner.tick()
+    assert rig.fake.calls == []
+    run = await rig.run(calls[0]["id"])
+    assert run["detail"] == "DECROCHE_PUBLIC_URL is not set: Twilio could not reach the callbacks"
+
+
+async def test_a_voicemail_that_takes_the_evaluators_call_calls_nobody(rig: Rig) -> None:
+    rig.fake.behaviours[CLAIRE] = Behaviour("answer", ring_s=20, presses=False)
+    calls = await rig.campaign()
+    call = next(c for c in calls if c["evaluator"].startswith("claire"))
+    await rig.at(call["scheduled_at"])
+    run = await rig.run(call["id"])
+    assert (run["state"], run["outcome"]) == ("ended", "evaluator-no-answer")
+    assert run["detail"] == "picked up but no key pressed (a voicemail?)"
+    assert run["target_sid"] is None  # the service was never called
+    dialled = [p for url, p, _ in rig.fake.callbacks if url.endswith("/target")]
+    assert dialled == []

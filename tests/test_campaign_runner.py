@@ -52,16 +52,23 @@ async def pool(db: asyncpg.Connection, database: Database) -> AsyncIterator[asyn
     await p.close()
 
 
-async def campaign(pool: asyncpg.Pool, settings: Settings, **overrides: Any) -> int:
-    return await flows.create(
-        pool,
-        settings,
-        Calendar(settings.municipality),
-        body(**(WEEK | overrides)),
-        origin="test",
-        source=None,
+async def campaign(
+    pool: asyncpg.Pool, settings: Settings, created: datetime | None = None, **overrides: Any
+) -> int:
+    """A campaign of ``WEEK`` (or as overridden), created at ``created`` (default: a week
+    before it starts, whatever today is)."""
+    data = body(**(WEEK | overrides))
+    cid = await flows.create(
+        pool, settings, Calendar(settings.municipality), data, origin="test", source=None,
         actor="test",
+    )  # fmt: skip
+    start = datetime.fromisoformat(data["starts_on"]).replace(tzinfo=UTC)
+    await pool.execute(
+        "UPDATE campaigns SET created_at = $2 WHERE id = $1",
+        cid,
+        created or start - timedelta(days=7),
     )
+    return cid
 
 
 def runner(pool: asyncpg.Pool, settings: Settings, url: str, clock: Clock) -> CampaignRunner:
@@ -197,7 +204,11 @@ async def test_no_sheet_for_a_slot_before_the_campaign_existed_nor_without_smtp(
     db: asyncpg.Connection, pool: asyncpg.Pool, settings: Settings, inbox_url: tuple[Inbox, str]
 ) -> None:
     inbox, url = inbox_url
-    await campaign(pool, settings, starts_on="2026-11-02", ends_on="2026-11-27")
+    # created after its slots: a campaign recorded after the fact
+    await campaign(
+        pool, settings, datetime(2026, 11, 28, tzinfo=UTC),
+        starts_on="2026-11-02", ends_on="2026-11-27",
+    )  # fmt: skip
     planned = sorted(slot for slot, _ in (await slots(db)).values())
     clock = Clock(planned[0] - timedelta(minutes=10))  # as if the clock were back then
     await runner(pool, settings, url, clock).tick()
@@ -283,3 +294,25 @@ async def test_a_leader_cut_off_mid_campaign_is_taken_over_and_nothing_goes_twic
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_sheet_perhaps_delivered_is_never_sent_again(
+    db: asyncpg.Connection, pool: asyncpg.Pool, settings: Settings, inbox_url: tuple[Inbox, str]
+) -> None:
+    inbox, url = inbox_url
+    await campaign(pool, settings)
+    slot, first = min((s, i) for i, (s, _) in (await slots(db)).items())
+    clock = Clock(slot - SHEET_LEAD)
+    run = CampaignRunner(pool, settings, Mailer(url, "q@ville.test", timeout_s=0.3), clock=clock)
+    inbox.hang_s = 1.0  # the server answers after the sender gave up: was it delivered?
+    await run.tick()
+    inbox.hang_s = 0.0
+    for t in steps(slot - SHEET_LEAD + timedelta(minutes=5), slot - timedelta(minutes=1), 5):
+        clock.now = t
+        await run.tick()
+    await asyncio.sleep(1.2)
+    # aiosmtpd drops a message whose sender hung up: none arrived, so none was sent again
+    assert first not in [i for _, i in sheets(inbox)]
+    key = f"sheet:{first}:%"
+    outcome = await db.fetchval("SELECT outcome FROM run_claims WHERE key LIKE $1", key)
+    assert outcome.startswith("unknown: the SMTP server")

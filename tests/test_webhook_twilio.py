@@ -7,6 +7,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import asyncpg
@@ -107,6 +108,29 @@ async def test_action_callbacks_answer_twiml(twilio: TwilioPoster) -> None:
     body = await resp.text()
     assert resp.status == 200
     assert '<Redirect method="POST">https://ivr.example/menu</Redirect>' in body
+
+
+async def test_a_body_arriving_in_two_packets_is_read_whole(twilio: TwilioPoster) -> None:
+    """A callback split across TCP packets keeps its signature (the body is read to its end)."""
+    params = sim("direct", True, 5).callbacks[0][1]
+    body = urlencode(params).encode()
+    signature = twilio.validator.compute_signature(twilio.url("/webhooks/twilio"), params)
+    host, port = twilio.client.host, twilio.client.port
+    reader, writer = await asyncio.open_connection(host, port)
+    head = (
+        f"POST /webhooks/twilio HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(body)}\r\nX-Twilio-Signature: {signature}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    writer.write(head + body[:10])
+    await writer.drain()
+    await asyncio.sleep(0.2)  # the server has read what came: it must wait for the rest
+    writer.write(body[10:])
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    assert status_line.split()[1] == b"200", status_line
 
 
 async def test_duplicates_change_nothing_and_are_answered_alike(

@@ -21,6 +21,7 @@ from service.calls.queries import quarantine
 from service.db.errors import StorageUnavailable, is_unavailable
 from service.keys import DB_POOL, INGESTOR, METRICS, SETTINGS
 from service.twilio_signing import signed_url
+from service.web.bodies import TooLarge, read_limited
 from service.web.errors import json_error
 from webhooks import asterisk, cdr, signing, twilio
 from webhooks.errors import Malformed
@@ -32,12 +33,10 @@ MAX_BATCH_BODY = 1024 * 1024  # a batch of CDRs or queue_log lines (the app-wide
 
 
 async def _read_body(request: web.Request, limit: int = MAX_WEBHOOK_BODY) -> bytes | web.Response:
-    if request.content_length is not None and request.content_length > limit:
-        return json_error(413, f"body too large (limit {limit} bytes)")
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        return json_error(413, f"body too large (limit {limit} bytes)")
-    return body
+    try:
+        return await read_limited(request, limit)
+    except TooLarge as exc:
+        return json_error(413, str(exc))
 
 
 async def _quarantine(request: web.Request, source: str, reason: str, body: bytes) -> None:

@@ -13,19 +13,42 @@ from service.web.errors import ApiError
 JSON_LIMIT = 64 * 1024  # account and token requests are a few hundred bytes
 
 
+class TooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"body too large (limit {limit} bytes)")
+        self.limit = limit
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """The whole body; :class:`TooLarge` past ``limit`` bytes (declared or sent).
+
+    ``StreamReader.read(n)`` returns what has arrived so far: a body split across TCP
+    packets would be cut short (and its signature then fail), so this reads to the end."""
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(limit + 1 - size)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(limit)
+
+
 async def read_json_object(request: web.Request, limit: int = JSON_LIMIT) -> dict[str, Any]:
     """The body as a JSON object, or an ``ApiError`` (counted in ``/metrics``)."""
     metrics = request.app[METRICS]
     if request.content_type != "application/json":
         metrics.refuse("unreadable_body")
         raise ApiError("send a JSON object with Content-Type: application/json", status=415)
-    if request.content_length is not None and request.content_length > limit:
+    try:
+        raw = await read_limited(request, limit)
+    except TooLarge:
         metrics.refuse("too_large")
-        raise ApiError(f"body too large (at most {limit} bytes)", status=413)
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        metrics.refuse("too_large")
-        raise ApiError(f"body too large (at most {limit} bytes)", status=413)
+        raise ApiError(f"body too large (at most {limit} bytes)", status=413) from None
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

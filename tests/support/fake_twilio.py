@@ -19,7 +19,7 @@ import asyncio
 import base64
 import secrets
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -37,6 +37,7 @@ class Behaviour:
     answers: str = "answer"
     ring_s: float = 5.0
     talk_s: int = 90
+    presses: bool = True  # a person presses a key when asked; a voicemail does not
 
 
 @dataclass
@@ -51,6 +52,7 @@ class FakeTwilio:
     out_of_order: bool = False
     twice: bool = False
     delay_s: float = 0.0  # real time before each callback (Twilio is not instantaneous)
+    respond_after_s: float = 0.0  # a created call's REST answer comes this late (lost?)
     calls: list[dict[str, str]] = field(default_factory=list)  # the Calls.json requests
     callbacks: list[tuple[str, dict[str, str], int]] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -116,6 +118,8 @@ class FakeTwilio:
         task = asyncio.create_task(self._play(sid, params))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if self.respond_after_s:
+            await asyncio.sleep(self.respond_after_s)
         body = {
             "sid": sid,
             "account_sid": self.account_sid,
@@ -155,15 +159,35 @@ class FakeTwilio:
                 await status(callee.answers, t0 + timedelta(seconds=30))
                 return
             answered = t0 + timedelta(seconds=1 + callee.ring_s)
-            await status("in-progress", answered)
+            # As Twilio does: the TwiML is fetched first, the "answered" event follows.
             twiml = await self._post(session, params["Url"], leg | {"CallStatus": "in-progress"})
+            await status("in-progress", answered)
+            gather = ET.fromstring(twiml).find("Gather")  # noqa: S314 - the service's TwiML
+            if gather is not None:  # a key is asked for after the briefing
+                if not callee.presses:
+                    await status("completed", answered + timedelta(seconds=20))
+                    return
+                twiml = await self._post(
+                    session,
+                    gather.get("action", ""),
+                    leg | {"Digits": "1", "CallStatus": "in-progress"},
+                )
             pause = ET.fromstring(twiml).find("Pause")  # noqa: S314 - the service's own TwiML
             listened = int(pause.get("length", "1")) if pause is not None else 8
-            end = await self._dial(session, sid, twiml, answered + timedelta(seconds=listened))
+            ended: list[datetime] = []
+
+            async def parent_ends(at: datetime) -> None:
+                if not ended:
+                    ended.append(at)
+                    seconds = str(int((at - answered).total_seconds()))
+                    await status("completed", at, CallDuration=seconds)
+
+            start = answered + timedelta(seconds=listened)
+            end = await self._dial(session, sid, twiml, start, parent_ends)
             if params.get("Record") == "true":  # the whole call, from its pick-up
                 await self._record(session, params.get("RecordingStatusCallback"), sid,
                                       int((end - answered).total_seconds()))  # fmt: skip
-            await status("completed", end, CallDuration=str(int((end - answered).total_seconds())))
+            await parent_ends(end)
 
     async def _record(
         self, session: aiohttp.ClientSession, url: str | None, call: str, seconds: int
@@ -179,9 +203,15 @@ class FakeTwilio:
             })  # fmt: skip
 
     async def _dial(
-        self, session: aiohttp.ClientSession, parent: str, twiml: str, t: datetime
+        self,
+        session: aiohttp.ClientSession,
+        parent: str,
+        twiml: str,
+        t: datetime,
+        parent_ends: Callable[[datetime], Awaitable[None]],
     ) -> datetime:
-        """Play the ``<Dial><Number>`` of ``twiml`` (if any); when the parent leg ends."""
+        """Play the ``<Dial><Number>`` of ``twiml`` (if any); when the parent leg ends.
+        ``out_of_order`` also reports the parent's end before the ``<Dial>``'s action."""
         dial = ET.fromstring(twiml).find("Dial")  # noqa: S314 - the service under test's TwiML
         if dial is None:
             return t
@@ -212,6 +242,8 @@ class FakeTwilio:
                                  "Timestamp": format_datetime(at)})  # fmt: skip
         if verdict == "completed" and dial.get("record", "do-not-record") != "do-not-record":
             await self._record(session, dial.get("recordingStatusCallback"), parent, target.talk_s)
+        if self.out_of_order:
+            await parent_ends(end + timedelta(seconds=3))
         action = dial.get("action")
         if action:
             duration = str(target.talk_s) if verdict == "completed" else "0"

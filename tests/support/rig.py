@@ -4,7 +4,7 @@ injected clock: the ``rig`` fixture of the assisted-call and probe tests."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,12 @@ class Rig:
         data = body(**(WEEK | {"mode": "assisted", "evaluators": EVALUATORS} | overrides))
         resp = await self.client.post("/api/v1/campaigns", json=data)
         assert resp.status == 201, await resp.text()
+        # created a week before it starts, whatever today is (its slots all come after)
+        await self.pool.execute(
+            "UPDATE campaigns SET created_at = $2::date - 7 WHERE id = $1",
+            (await resp.json())["id"],
+            date.fromisoformat(data["starts_on"]),
+        )
         return list(await self.pool.fetch("SELECT * FROM mystery_calls ORDER BY scheduled_at"))
 
     async def at(self, t: datetime) -> None:

@@ -6,6 +6,7 @@ server answer 451 to every message (a server having a bad day), which the sender
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
@@ -22,11 +23,14 @@ class Inbox:
     def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
         self.messages: list[tuple[datetime | None, EmailMessage]] = []
         self.refuse = False
+        self.hang_s = 0.0  # accept each message only after this long (the sender gives up)
         self.clock = clock
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.refuse:
             return "451 4.3.0 try again later"
+        if self.hang_s:
+            await asyncio.sleep(self.hang_s)
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(msg, EmailMessage)
         self.messages.append((self.clock() if self.clock else None, msg))
