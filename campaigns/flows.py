@@ -299,16 +299,7 @@ async def _results_of(
     grid = await stored_grid(conn, row["grid_id"])
     calls = [queries.record_as(CallRow, c) for c in await queries.current_calls(conn, row["id"])]
     evals = {
-        e["mystery_call_id"]: EvalRow(
-            call_id=e["mystery_call_id"],
-            score=e["score"],
-            passed=e["passed"],
-            excellent=e["excellent"],
-            sections=e["sections"],
-            values=e["item_values"],
-            critical_failed=list(e["critical_failed"]),
-        )
-        for e in await queries.evaluations_of(conn, row["id"])
+        e["mystery_call_id"]: EvalRow.of(e) for e in await queries.evaluations_of(conn, row["id"])
     }
     spec = row["spec"]
     services = {s.slug: s.name for s in calendar.m.services}

@@ -77,6 +77,19 @@ class EvalRow:
     values: Mapping[str, float | None]
     critical_failed: Sequence[str] = field(default_factory=tuple)
 
+    @classmethod
+    def of(cls, e: Mapping[str, Any]) -> EvalRow:
+        """From a stored evaluation (``queries.evaluations_of``)."""
+        return cls(
+            call_id=e["mystery_call_id"],
+            score=e["score"],
+            passed=e["passed"],
+            excellent=e["excellent"],
+            sections=e["sections"],
+            values=e["item_values"],
+            critical_failed=list(e["critical_failed"]),
+        )
+
 
 def state(status: str, scheduled_at: datetime, evaluated: bool, now: datetime) -> str:
     """done, missed, cancelled or planned (to come) — see the module's definitions."""

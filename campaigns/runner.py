@@ -24,9 +24,6 @@ gives its claim back, so the next round tries again. Slots from before the campa
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -44,6 +41,7 @@ from campaigns.spec import parse_campaign
 from service.calendar import Calendar
 from service.db.errors import is_unavailable
 from service.mail import Mailer, MailUnavailable
+from service.scheduler import instance_id
 from service.settings import Settings
 from service.twilio_rest import Pacer, TwilioRest, TwilioUnavailable
 
@@ -52,11 +50,6 @@ log = logging.getLogger(__name__)
 SHEET_LEAD = timedelta(minutes=30)  # a sheet goes this long before its slot
 SUMMARY_AT = time(7, 30)  # local time of the morning summary
 GRACE = timedelta(minutes=10)  # an assisted call is still placed this long after its slot
-
-
-def instance_id() -> str:
-    """This process among the service's instances (for the claims' record)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 @dataclass

@@ -11,12 +11,14 @@ from pathlib import Path
 
 from aiohttp import web
 
+from service.web.pages import template
+
 WEB = Path(__file__).resolve().parent / "web"
 TEMPLATES = WEB / "templates"
 
 
 def _page(name: str) -> web.FileResponse:
-    return web.FileResponse(TEMPLATES / name, headers={"Content-Type": "text/html; charset=utf-8"})
+    return template(name, TEMPLATES)
 
 
 async def campaigns_page(_: web.Request) -> web.FileResponse:

@@ -10,9 +10,11 @@ import logging
 from collections.abc import AsyncIterator
 from zoneinfo import ZoneInfo
 
+import asyncpg
 from aiohttp import web
 
 from campaigns.api import setup_campaign_api
+from campaigns.digest_week import mystery_source
 from campaigns.recordings import recordings_job
 from campaigns.runner import CampaignRunner
 from campaigns.views import setup_campaign_pages
@@ -27,9 +29,12 @@ from service.calls.folder import Folder
 from service.calls.ingest import Ingestor
 from service.calls.rebuild import Parser
 from service.db.pool import database_ctx
+from service.digest.delivery import DigestSender
+from service.digest.views import setup_digest_routes
 from service.keys import (
     CALENDAR,
     DB_POOL,
+    DIGEST,
     FOLDER,
     INGESTOR,
     METRICS,
@@ -42,7 +47,7 @@ from service.metrics.rollup import Refresher
 from service.observability import Metrics
 from service.privacy import Pseudonymiser
 from service.privacy.retention import retention_job
-from service.scheduler import Scheduler, daily, every
+from service.scheduler import Scheduler, daily, every, weekly
 from service.settings import Settings
 from service.twilio_rest import TwilioRest
 from service.wall.hub import WallHub
@@ -56,6 +61,8 @@ from webhooks import asterisk, cdr, twilio
 from webhooks.routes import setup_routes as setup_webhooks
 
 log = logging.getLogger(__name__)
+
+DIGEST_RETRY_S = 60.0  # how often due digests and retries are looked for
 
 
 async def ingestion_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -105,11 +112,21 @@ async def _end_streams(app: web.Application) -> None:
 async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     """The scheduled jobs, run by whichever instance is elected leader (scheduler.py)."""
     pool, settings = app[DB_POOL], app[SETTINGS]
-    tz = settings.municipality.tz
+    m = settings.municipality
+    tz = m.tz
     scheduler = Scheduler(pool, tz)
     scheduler.add("privacy.retention", lambda: retention_job(pool, settings), daily(3, 30, tz))
+    mailer = Mailer(settings.smtp_url, settings.mail_from)
+    digest = digest_sender(settings, pool, app[METRICS])
+    app[DIGEST] = digest
+    scheduler.add(
+        "digest.weekly",
+        digest.weekly,
+        weekly(m.digest.send_weekday, m.digest.send_time.hour, m.digest.send_time.minute, tz),
+    )
+    # Every minute too: retries, and a due week missed at its time (down, or a skipped hour).
+    scheduler.add("digest.retry", digest.weekly, every(DIGEST_RETRY_S, tz))
     async with TwilioRest(settings) as twilio_api:
-        mailer = Mailer(settings.smtp_url, settings.mail_from)
         runner = CampaignRunner(pool, settings, mailer, twilio=twilio_api)
         scheduler.add("campaigns.run", runner.tick, every(settings.campaign_tick_s, tz))
         scheduler.add(
@@ -119,6 +136,20 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         app[SCHEDULER] = scheduler
         yield
         await scheduler.stop()
+
+
+def digest_sender(
+    settings: Settings, pool: asyncpg.Pool, metrics: Metrics | None = None
+) -> DigestSender:
+    """The weekly digest's builder and sender, with the mystery calls' section."""
+    return DigestSender(
+        pool,
+        settings.municipality,
+        Mailer(settings.smtp_url, settings.mail_from),
+        mystery=mystery_source(settings),
+        link=f"{settings.public_url}/" if settings.public_url else None,
+        on_result=metrics.digest if metrics else None,
+    )
 
 
 def source_parsers(tz: ZoneInfo) -> dict[str, Parser]:
@@ -157,6 +188,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_wall_routes(app)
     setup_campaign_api(app)
     setup_campaign_pages(app)
+    setup_digest_routes(app)
     setup_webhooks(app)
     setup_login(app)
     setup_pages(app)

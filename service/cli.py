@@ -22,6 +22,7 @@ from service.cli_support import UserError
 from service.cli_support import settings_of as _settings
 from service.cli_support import with_database as _with_database
 from service.db.embedded import EmbeddedDatabaseError
+from service.digest.cli import add_parser as add_digest_parser
 from service.municipality import WEEKDAYS, ConfigError, Municipality, load_municipality
 from service.settings import default_config_path
 
@@ -269,6 +270,13 @@ def cmd_wall_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _digest_sender(settings: Any, pool: Any) -> Any:
+    # The composition root's sender: the digest with the mystery calls' section.
+    from service.app import digest_sender
+
+    return digest_sender(settings, pool)
+
+
 def _day(value: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -335,6 +343,18 @@ def describe(m: Municipality) -> str:
         for d, n in sorted({d: cal.holiday(d) for d in _year_days(year) if cal.holiday(d)}.items())
     ]
     out.append(f"public holidays {year}: " + "; ".join(holidays))
+    d = m.digest
+    out.append(
+        f"weekly digest: {WEEKDAYS[d.send_weekday]} {d.send_time:%H:%M} local, for the ISO "
+        "week before; to "
+        + (", ".join(d.recipients) if d.recipients else "nobody globally")
+        + (
+            "; service heads: "
+            + ", ".join(f"{s.slug} → {', '.join(s.digest_recipients)}" for s in heads)
+            if (heads := [s for s in m.services if s.digest_recipients])
+            else ""
+        )
+    )
     for s in m.services:
         out.append(
             f"- {s.slug} « {s.name} »: lines {', '.join(s.lines) or 'none'}"
@@ -500,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_imports.add_parser(sub, with_config)
     add_campaign_parser(sub, with_config)
+    add_digest_parser(sub, with_config, _digest_sender)
 
     priv = sub.add_parser("privacy", help="personal data: retention and erasure").add_subparsers(
         dest="action", required=True, metavar="ACTION"

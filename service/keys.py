@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from service.calendar import Calendar
     from service.calls.folder import Folder
     from service.calls.ingest import Ingestor
+    from service.digest.delivery import DigestSender
     from service.observability import Metrics
     from service.scheduler import Scheduler
     from service.settings import Settings
@@ -24,3 +25,4 @@ FOLDER: web.AppKey[Folder] = web.AppKey("folder")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 SCHEDULER: web.AppKey[Scheduler] = web.AppKey("scheduler")
 WALL: web.AppKey[WallHub] = web.AppKey("wall")
+DIGEST: web.AppKey[DigestSender] = web.AppKey("digest")

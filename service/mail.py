@@ -8,6 +8,7 @@ URL is checked when the settings load; a server that refuses or cannot be reache
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -20,6 +21,7 @@ REFUSED = (  # the server said no, or was never reached: the message surely did 
     aiosmtplib.SMTPRecipientsRefused,
     aiosmtplib.SMTPConnectError,
     ConnectionRefusedError,
+    ssl.SSLCertVerificationError,  # during the handshake, before any of the message
 )
 FALSE = {"0", "false", "no", "off"}
 

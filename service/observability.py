@@ -72,6 +72,16 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
 
+        self.digest_messages = Counter(
+            "decroche_digest_messages",
+            "Weekly digest messages by result: sent, retry (refused or unreachable, tried "
+            "again later), failed (gave up), unknown (may have gone; not sent again).",
+            ["result"],
+            registry=self.registry,
+        )
+        for result in ("sent", "retry", "failed", "unknown"):
+            self.digest_messages.labels(result=result)
+
         self.wall_rebuild_seconds = Histogram(
             "decroche_wall_rebuild_seconds",
             "Time to rebuild the wall's snapshot from the stored calls.",
@@ -100,6 +110,9 @@ class Metrics:
         if child is None:
             child = self._request_children[key] = self.requests.labels(*key)
         child.inc()
+
+    def digest(self, result: str) -> None:
+        self.digest_messages.labels(result=result).inc()
 
     def batch(self, size: int, oldest_wait_s: float) -> None:
         self.ingest_batch.observe(size)

@@ -14,6 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -45,6 +48,16 @@ class JobSpec:
 def daily(hour: int, minute: int, tz: ZoneInfo) -> CronTrigger:
     """A trigger firing once a day at ``hour:minute`` local time in ``tz``."""
     return CronTrigger(hour=hour, minute=minute, timezone=tz)
+
+
+def weekly(weekday: int, hour: int, minute: int, tz: ZoneInfo) -> CronTrigger:
+    """A trigger firing once a week, on ``weekday`` (Monday = 0) at ``hour:minute`` local."""
+    return CronTrigger(day_of_week=weekday, hour=hour, minute=minute, timezone=tz)
+
+
+def instance_id() -> str:
+    """This process among the service's instances (for the record of who claimed what)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def every(seconds: float, tz: ZoneInfo) -> IntervalTrigger:

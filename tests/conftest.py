@@ -32,6 +32,7 @@ from tests.support.twilio_client import TwilioPoster
 
 pytest_plugins = [
     "tests.support.browser",  # the ``page`` fixture (headless Chromium)
+    "tests.support.smtp",  # ``inbox`` and ``smtp_url`` (aiosmtpd); before rig, which uses it
     "tests.support.rig",  # the ``rig`` fixture (the service, a fake Twilio, a runner)
 ]
 
@@ -41,6 +42,7 @@ AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 ADMIN_TOKEN = "test-admin-token-fedcba9876543210"
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 DATA_TABLES = (
+    "digest_deliveries",
     "events",
     "calls",
     "quarantine",

@@ -22,6 +22,8 @@ def test_check_config_default_is_the_shipped_example(tmp_path: Path) -> None:
     res = run_decroche("check-config", env=decroche_env(tmp_path))
     assert res.returncode == 0, res.stderr
     assert "config/decroche.toml: OK" in res.stdout
+    assert "weekly digest: mon 07:30 local, for the ISO week before; to " in res.stdout
+    assert "service heads: etat-civil → chef.etat-civil@" in res.stdout
 
 
 def test_config_error_is_one_line_naming_file_and_key(tmp_path: Path) -> None:

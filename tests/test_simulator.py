@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 import aiohttp
 import asyncpg
@@ -64,8 +64,9 @@ async def test_backfilled_day_is_stored_as_its_truth(
     lost = [c for c in day if gen.is_lost(c)]
     assert reached
     assert len(reached) < len(lost)
-    evening = datetime.combine(DAY, time(23, 0), M.tz)
-    listed = await open_callbacks(db, Calendar(M), evening)
+    # At midnight, after the day's last call (the call-backs open then are those of the day).
+    midnight = datetime.combine(DAY + timedelta(days=1), time(0), M.tz)
+    listed = await open_callbacks(db, Calendar(M), midnight)
     pseudonymise = Pseudonymiser("test-secret-key")
     assert {cb.caller_hash for cb in listed} == {
         pseudonymise(c.caller)[0] for c in lost if c.caller not in reached

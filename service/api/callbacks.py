@@ -21,7 +21,7 @@ from service.callbacks.rules import Callback
 from service.keys import CALENDAR, DB_POOL, FOLDER, SETTINGS, WALL
 from service.web.auth import principal
 from service.web.errors import ApiError
-from service.web.pages import TEMPLATES
+from service.web.pages import template
 
 
 def callback_json(cb: Callback, now: datetime, tz: Any, with_number: bool) -> dict[str, Any]:
@@ -89,9 +89,7 @@ async def post_done(request: web.Request) -> web.Response:
 
 
 async def callbacks_page(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(
-        TEMPLATES / "callbacks.html", headers={"Content-Type": "text/html; charset=utf-8"}
-    )
+    return template("callbacks.html")
 
 
 def setup_callback_routes(app: web.Application) -> None:

@@ -17,4 +17,4 @@ async def open_callbacks(
     """Callers to call back, oldest first. Only calls whose number is still kept are
     looked at: past ``privacy.keep_numbers_days`` nobody could dial it."""
     since = now - timedelta(days=calendar.m.privacy.keep_numbers_days)
-    return open_callbacks_from(calendar, await queries.open_unanswered(conn, since))
+    return open_callbacks_from(calendar, await queries.open_unanswered(conn, since, now))

@@ -16,7 +16,7 @@ SELECT c.id, c.caller_hash, c.caller_last2, c.caller_number, c.started_at, c.wai
        c.line, c.queue
 FROM calls c
 WHERE c.direction = 'inbound' AND NOT c.answered AND c.disposition IS NOT NULL
-  AND c.caller_hash IS NOT NULL AND c.started_at >= $1
+  AND c.caller_hash IS NOT NULL AND c.started_at >= $1 AND c.started_at <= $2
   AND NOT EXISTS (
       SELECT 1 FROM calls r
       WHERE r.caller_hash = c.caller_hash AND r.answered AND r.started_at > c.started_at)
@@ -28,9 +28,10 @@ ORDER BY c.started_at, c.id
 
 
 async def open_unanswered(
-    conn: asyncpg.Connection | asyncpg.Pool, since: datetime
+    conn: asyncpg.Connection | asyncpg.Pool, since: datetime, now: datetime
 ) -> list[asyncpg.Record]:
-    return list(await conn.fetch(_OPEN_UNANSWERED, since))
+    """The lost calls between ``since`` and ``now`` nothing has closed yet."""
+    return list(await conn.fetch(_OPEN_UNANSWERED, since, now))
 
 
 async def caller_of(conn: asyncpg.Connection | asyncpg.Pool, call_id: int) -> str | None:

@@ -9,15 +9,13 @@ import orjson
 from aiohttp import web
 
 from service.keys import FOLDER, WALL
-from service.web.pages import TEMPLATES
+from service.web.pages import template
 
 KEEPALIVE_S = 15.0
 
 
 async def wall_page(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(
-        TEMPLATES / "wall.html", headers={"Content-Type": "text/html; charset=utf-8"}
-    )
+    return template("wall.html")
 
 
 async def get_wall(request: web.Request) -> web.Response:

@@ -45,6 +45,8 @@ RULES: tuple[Rule, ...] = (
     Rule("/rappels", Role.VIEWER),
     Rule("/api/v1/campaigns/", Role.QUALITY),
     Rule("/api/v1/grids/", Role.QUALITY),
+    Rule("/api/v1/digest/", Role.QUALITY),
+    Rule("/synthese", Role.QUALITY),
     # Evaluators may be viewers: the handlers check that a call is theirs.
     Rule("/api/v1/mystery-calls/", Role.VIEWER),
     Rule("/campagnes/", Role.QUALITY),

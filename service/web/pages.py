@@ -11,11 +11,14 @@ STATIC = WEB / "static"
 TEMPLATES = WEB / "templates"
 
 
+def template(name: str, directory: Path = TEMPLATES) -> web.FileResponse:
+    """One of the static HTML pages (their data comes from the API)."""
+    return web.FileResponse(directory / name, headers={"Content-Type": "text/html; charset=utf-8"})
+
+
 async def dashboard(request: web.Request) -> web.FileResponse:
     """``/``: the « tableau de bord » (Engagement 8 per service, weeks, affluence)."""
-    return web.FileResponse(
-        TEMPLATES / "dashboard.html", headers={"Content-Type": "text/html; charset=utf-8"}
-    )
+    return template("dashboard.html")
 
 
 def forbidden_page() -> web.Response:

@@ -1,0 +1,1 @@
+"""The weekly e-mail digest for management: build, render, send."""
