@@ -8,6 +8,7 @@ URL is checked when the settings load; a server that refuses or cannot be reache
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -95,22 +96,34 @@ class Mailer:
         if "From" not in message:
             message["From"] = self.sender
         s = self.server
+        smtp = aiosmtplib.SMTP(
+            hostname=s.host,
+            port=s.port,
+            username=s.username,
+            password=s.password,
+            use_tls=s.implicit_tls,
+            start_tls=s.starttls,
+            timeout=self.timeout_s,
+        )
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=s.host,
-                port=s.port,
-                username=s.username,
-                password=s.password,
-                use_tls=s.implicit_tls,
-                start_tls=s.starttls,
-                timeout=self.timeout_s,
-            )
+            # Connecting, TLS and login come before any of the message: whatever fails
+            # there, it surely did not go.
+            await smtp.connect()
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            # Refused (a reply code) or never connected: surely not sent. Lost on the way
-            # (a timeout, a disconnection after connecting): perhaps sent.
-            surely_not = isinstance(exc, REFUSED)
+            raise MailUnavailable(
+                f"the SMTP server {s.host}:{s.port} could not be reached or refused us: {exc}"
+            ) from None
+        try:
+            await smtp.send_message(message)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            # A reply code refused it: surely not sent. Lost on the way (a timeout, a
+            # disconnection during the transaction): perhaps sent.
             raise MailUnavailable(
                 f"the SMTP server {s.host}:{s.port} refused or failed: {exc}",
-                maybe_sent=not surely_not,
+                maybe_sent=not isinstance(exc, REFUSED),
             ) from None
+        finally:
+            if smtp.is_connected:
+                with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+                    await smtp.quit()
+            smtp.close()

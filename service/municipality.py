@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from service.accounts.model import normalise_email
 from service.config_tables import WEEKDAYS as WEEKDAYS
 from service.config_tables import ConfigError as ConfigError
 from service.config_tables import Interval as Interval
@@ -183,7 +184,7 @@ def _service(data: Any, path: str, key: str, default_policy: Policy) -> ServiceC
     hours = read_hours(r.get("hours", dict, {}), path, f"{key}.hours")
     policy = _policy(r.get("policy", dict, {}), path, f"{key}.policy", default_policy)
     digest = TableReader(r.get("digest", dict, {}), path, f"{key}.digest")
-    recipients = tuple(digest.strings("recipients"))
+    recipients = _addresses(digest, "recipients")
     digest.finish()
     r.finish()
     return ServiceConfig(
@@ -226,9 +227,20 @@ def _claim(
         owners[name] = slug
 
 
+def _addresses(r: TableReader, key: str) -> tuple[str, ...]:
+    """A list of e-mail addresses, lower-cased, each checked (one address a string)."""
+    out = []
+    for i, text in enumerate(r.strings(key)):
+        try:
+            out.append(normalise_email(text))
+        except ValueError as exc:
+            raise r.fail(f"{key}[{i}]", f"{exc} (one address per string)") from None
+    return tuple(dict.fromkeys(out))
+
+
 def _digest(data: Any, path: str) -> DigestConfig:
     r = TableReader(data, path, "digest")
-    recipients = tuple(r.strings("recipients"))
+    recipients = _addresses(r, "recipients")
     send_at = r.get("send_at", str, "mon 07:30")
     m = SEND_AT_RE.match(send_at)
     if not m or int(m.group(2)) > 23 or int(m.group(3)) > 59:

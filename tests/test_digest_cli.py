@@ -4,13 +4,16 @@ town's digest recipients in its configuration file and aiosmtpd as the SMTP serv
 from __future__ import annotations
 
 import subprocess
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from service.digest.weeks import IsoWeek
 from tests.conftest import TEST_CONFIG, Database
 from tests.support.digest import CHEF_EC, DGS, MAIRE, WEEK, weeks_of_calls
 from tests.support.processes import decroche_env, run_decroche
@@ -18,6 +21,7 @@ from tests.support.smtp import Inbox
 from tests.test_engagement8 import ingest
 
 Client = TestClient[web.Request, web.Application]
+PARIS = ZoneInfo("Europe/Paris")
 
 
 @pytest.fixture
@@ -111,6 +115,14 @@ def test_send_needs_an_smtp_server_and_a_week(
     res = digest(database, tmp_path, config, "send", "--week", str(WEEK))
     assert res.returncode == 1
     assert "DECROCHE_SMTP_URL is not set" in res.stderr
+    # This week is not over: sent now, it would be marked sent with part of the week.
+    this_week = IsoWeek.of(datetime.now(UTC).astimezone(PARIS).date())
+    res = digest(
+        database, tmp_path, config, "send", "--week", str(this_week),
+        DECROCHE_SMTP_URL="smtp://127.0.0.1:1",
+    )  # fmt: skip
+    assert res.returncode == 1
+    assert f"{this_week} is not over yet" in res.stderr
     res = digest(database, tmp_path, config, "send", DECROCHE_SMTP_URL="smtp://127.0.0.1:1")
     assert res.returncode == 2
     assert "--week" in res.stderr

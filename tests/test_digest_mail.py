@@ -18,7 +18,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from service.digest.delivery import MAX_ATTEMPTS, DigestSender, backoff
+from service.digest import queries as q
+from service.digest.delivery import (
+    MAX_ATTEMPTS,
+    STALE_CLAIM,
+    DigestSender,
+    backoff,
+    recipients,
+)
 from service.keys import DB_POOL, METRICS
 from service.mail import Mailer
 from tests.support.digest import CHEF_EC, DGS, MAIRE, WEEK, municipality, weeks_of_calls
@@ -218,6 +225,64 @@ async def test_a_lost_answer_is_not_sent_again(
     assert await s.weekly() == []
     states = {r["state"] for r in await db.fetch("SELECT state FROM digest_deliveries")}
     assert states == {"unknown"}
+
+
+async def test_a_claim_its_process_never_finished_becomes_unknown(
+    client: Client, inbox: Inbox, smtp_url: str, db: asyncpg.Connection
+) -> None:
+    pool = client.app[DB_POOL]
+    metrics = client.app[METRICS]
+    await q.enqueue(pool, str(WEEK), recipients(municipality()), DUE)
+    # An instance claims the DGS's message, then dies before it says how it went.
+    dead = await q.claim(pool, str(WEEK), DUE, "dead-instance", DUE)
+    assert dead is not None
+    assert dead["recipient"] == CHEF_EC  # the first in address order
+    # A send by hand, even forced, leaves a fresh claim to its sender.
+    assert await q.reopen(pool, str(WEEK), [CHEF_EC], ["sending"], DUE, DUE - STALE_CLAIM) == 0
+    s = sender(client, smtp_url, Clock(DUE + timedelta(minutes=1)), on_result=metrics.digest)
+    assert {o.recipient for o in await s.weekly()} == {DGS, MAIRE}
+    state = await db.fetchval("SELECT state FROM digest_deliveries WHERE recipient = $1", CHEF_EC)
+    assert state == "sending"  # not yet stale: it may still be on its way
+    # Once stale it is said: unknown (it may have gone), never sent again by itself.
+    s.clock = Clock(DUE + STALE_CLAIM + timedelta(minutes=1))
+    assert await s.weekly() == []
+    row = await db.fetchrow("SELECT * FROM digest_deliveries WHERE recipient = $1", CHEF_EC)
+    assert row["state"] == "unknown"
+    assert "dead-instance" in row["last_error"]
+    assert inbox.to(CHEF_EC) == []
+    text = await (await client.get("/metrics")).text()
+    assert 'decroche_digest_messages_total{result="unknown"} 1.0' in text
+    # The dead instance's late word no longer counts.
+    assert not await q.finish(pool, str(WEEK), CHEF_EC, "sent", instance="dead-instance", at=DUE)
+    assert (
+        await db.fetchval("SELECT state FROM digest_deliveries WHERE recipient = $1", CHEF_EC)
+        == "unknown"
+    )
+
+
+async def test_a_bug_while_building_a_message_is_capped_like_a_refusal(
+    client: Client,
+    inbox: Inbox,
+    smtp_url: str,
+    db: asyncpg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock(DUE)
+    s = sender(client, smtp_url, clock)
+
+    def broken(*args: Any, **kw: Any) -> EmailMessage:
+        raise ValueError("a header that cannot be written")
+
+    monkeypatch.setattr("service.digest.delivery.build_message", broken)
+    results = [o.result for o in await s.weekly()]
+    for attempt in range(1, MAX_ATTEMPTS):
+        clock.now += backoff(attempt)
+        results += [o.result for o in await s.deliver()]
+    assert results.count("retry") == 3 * (MAX_ATTEMPTS - 1)
+    assert results.count("failed") == 3
+    errors = {r["last_error"] for r in await db.fetch("SELECT last_error FROM digest_deliveries")}
+    assert errors == {"ValueError('a header that cannot be written')"}
+    assert inbox.messages == []
 
 
 @pytest.mark.parametrize(

@@ -46,6 +46,10 @@ def test_week_53_and_the_turn_of_the_year() -> None:
     assert fmt.week_span(w53) == "du 28 décembre 2026 au 3 janvier 2027"
     assert fmt.week_span(IsoWeek(2026, 49)) == "du 30 novembre au 6 décembre 2026"
     assert fmt.week_span(IsoWeek(2026, 48)) == "du 23 au 29 novembre 2026"
+    assert fmt.week_span(IsoWeek(2027, 9)) == "du 1er au 7 mars 2027"
+    assert fmt.week_span(IsoWeek(2027, 13)) == "du 29 mars au 4 avril 2027"
+    assert fmt.short_day(date(2026, 12, 1)) == "mar. 1er déc."
+    assert fmt.long_day(date(2026, 12, 1)) == "mardi 1er décembre 2026"
 
 
 @given(st.dates(min_value=date(2000, 1, 3), max_value=date(2099, 12, 28)))

@@ -4,6 +4,7 @@ certificate refused (surely not sent, so retried later), the digest itself over 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -126,3 +127,15 @@ async def test_the_digest_goes_over_starttls_with_a_login(
         outcomes = await sender.weekly()
     assert sorted(o.result for o in outcomes) == ["sent"] * 3
     assert len(inbox.messages) == 3
+
+
+async def test_a_server_that_hangs_up_at_once_surely_did_not_take_the_message() -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        with pytest.raises(MailUnavailable) as err:
+            await Mailer(f"smtp://127.0.0.1:{port}", "decroche@ville.test").send(message("x"))
+    assert not err.value.maybe_sent  # before any of the message: tried again, not unknown

@@ -103,6 +103,16 @@ def test_service_policy_overrides_only_what_it_names(tmp_path: Path) -> None:
         ("[policy]\ntarget_answer_rate = 85\n" + BASE, "policy.target_answer_rate", "out of range"),
         ("[policy]\nanswer_within_s = true\n" + BASE, "policy.answer_within_s", "boolean"),
         ("[digest]\nsend_at = 'monday 7h'\n" + BASE, "digest.send_at", "not like"),
+        (
+            "[digest]\nrecipients = ['dgs@ville.fr, maire@ville.fr']\n" + BASE,
+            "digest.recipients[0]",
+            "one address per string",
+        ),
+        (
+            BASE + "[services.digest]\nrecipients = ['chef']\n",
+            "services[0].digest.recipients[0]",
+            "is not an e-mail address",
+        ),
         ('timezone = "Europe/Paris"\n', "services", "at least one"),
     ],
 )

@@ -105,7 +105,7 @@ async def build_digest(
         figures=dict(totals[0]),
         previous=dict(totals[1]),
         trend=_trend(weeks, totals),
-        worst=worst_half_hours(h for hs in by_service.values() for h in hs),
+        worst=(),  # the half-hours are each service's: its own hours and staff
         callbacks_open=len(callbacks),
         callbacks_overdue=sum(overdue_n.values()),
         targets=(m.policy.target_answer_rate, m.policy.target_service_level),

@@ -13,7 +13,7 @@ from service.cli_support import UserError
 from service.cli_support import settings_of as _settings
 from service.cli_support import with_database as _with_database
 from service.digest import queries as q
-from service.digest.delivery import DigestSender, Outcome, recipients
+from service.digest.delivery import STALE_CLAIM, DigestSender, Outcome, recipients
 from service.digest.weeks import IsoWeek, previous_week
 from service.settings import Settings
 
@@ -97,6 +97,14 @@ def cmd_send(args: argparse.Namespace, make: SenderFactory) -> int:
             "[services.digest] recipients)"
         )
     week: IsoWeek = args.week
+    today = datetime.now(UTC).astimezone(settings.municipality.tz).date()
+    if week.sunday >= today:
+        # Sent now, the digest would be marked sent with part of the week, and the whole
+        # week's would never go.
+        raise UserError(
+            f"{week} is not over yet (it ends on {week.sunday:%A %d %B %Y}); "
+            "decroche digest preview shows it so far"
+        )
 
     async def work(pool: Any, _applied: list[Any]) -> tuple[list[Outcome], list[Any]]:
         sender = make(settings, pool)
@@ -105,7 +113,7 @@ def cmd_send(args: argparse.Namespace, make: SenderFactory) -> int:
         states = ["failed", "pending"]
         if args.force:
             states += ["sent", "unknown", "sending"]
-        await q.reopen(pool, str(week), to, states, now)
+        await q.reopen(pool, str(week), to, states, now, now - STALE_CLAIM)
         with tqdm(total=len(to), unit="message", desc=f"digest {week}") as bar:
             sender.on_result = lambda _result: bar.update(1)
             outcomes = await sender.deliver(week, by_hand=True)

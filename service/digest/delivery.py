@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -32,6 +33,9 @@ from service.scheduler import instance_id
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
+# A claim this old belongs to a process that died while sending (a message takes seconds,
+# the SMTP timeout is 20 s).
+STALE_CLAIM = timedelta(minutes=10)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -91,6 +95,18 @@ class DigestSender:
         no instance ran, or at a time the clock skipped, still goes out within
         :data:`CATCH_UP`; recording is idempotent, so the repeats cost one query."""
         now = self.clock()
+        for r in await q.give_up_stale(self.pool, now - STALE_CLAIM):
+            log.error(
+                "digest %s to %s: claimed by %s at %s and never finished (the process died "
+                "while sending?); it may have gone, so it is not sent again "
+                "(decroche digest send --week %s --force)",
+                r["week"],
+                r["recipient"],
+                r["claimed_by"],
+                r["claimed_at"].isoformat(),
+                r["week"],
+            )
+            self.on_result("unknown")
         d = self.m.digest
         week, due = due_week(now, d.send_weekday, d.send_time, self.m.tz)
         if now - due <= CATCH_UP and self._can_send(week):
@@ -131,7 +147,9 @@ class DigestSender:
             charts = Charts(digest)
             focus = recipients(self.m)
             tried: list[str] = []  # once per run: by hand, a refusal is not retried at once
-            while (row := await q.claim(self.pool, w, due_by, self.instance, tried)) is not None:
+            while (
+                row := await q.claim(self.pool, w, due_by, self.instance, self.clock(), tried)
+            ) is not None:
                 tried.append(row["recipient"])
                 out.append(await self._send(digest, charts, row, focus))
         return out
@@ -155,56 +173,72 @@ class DigestSender:
             handed = True
             await self.mailer.send(message)
         except MailUnavailable as exc:
-            now = self.clock()
-            if exc.maybe_sent:
-                result = "unknown"
-                await q.finish(self.pool, week, to, "unknown", at=now, error=str(exc))
-                log.error(
-                    "digest %s to %s: %s; it may have gone, so it is not sent again "
-                    "(decroche digest send --week %s --force)",
-                    week,
-                    to,
-                    exc,
-                    week,
-                )
-            elif attempts >= MAX_ATTEMPTS:
-                result = "failed"
-                await q.finish(self.pool, week, to, "failed", at=now, error=str(exc))
-                log.error("digest %s to %s: gave up after %d tries: %s", week, to, attempts, exc)
-            else:
-                result = "retry"
-                again = now + backoff(attempts)
-                await q.finish(
-                    self.pool, week, to, "pending", at=now, error=str(exc), next_attempt_at=again
-                )
-                log.warning(
-                    "digest %s to %s: %s; try %d of %d at %s",
-                    week,
-                    to,
-                    exc,
-                    attempts + 1,
-                    MAX_ATTEMPTS,
-                    again.isoformat(),
-                )
-            self.on_result(result)
-            return Outcome(week, to, result, str(exc))
+            return await self._failed(week, to, attempts, str(exc), maybe_sent=exc.maybe_sent)
+        except Exception as exc:  # a bug: counted and capped like a refusal, and logged
+            log.exception("digest %s to %s: could not be sent", week, to)
+            return await self._failed(week, to, attempts, repr(exc), maybe_sent=handed)
         except BaseException as exc:
-            # A bug or a cancellation: before the message went, the delivery is given back;
+            # A cancellation (shutdown): before the message went, the delivery is given back;
             # while it was going, it may have gone.
-            state = "unknown" if handed else "pending"
             await asyncio.shield(
-                q.finish(
-                    self.pool,
+                self._finish(
                     week,
                     to,
-                    state,
-                    at=self.clock(),
+                    "unknown" if handed else "pending",
                     error=repr(exc),
                     next_attempt_at=self.clock() + backoff(attempts),
                 )
             )
             raise
-        await q.finish(self.pool, week, to, "sent", at=self.clock())
+        await self._finish(week, to, "sent")
         log.info("digest %s sent to %s", week, to)
         self.on_result("sent")
         return Outcome(week, to, "sent")
+
+    async def _failed(
+        self, week: str, to: str, attempts: int, error: str, *, maybe_sent: bool
+    ) -> Outcome:
+        now = self.clock()
+        if maybe_sent:
+            result = "unknown"
+            await self._finish(week, to, "unknown", error=error)
+            log.error(
+                "digest %s to %s: %s; it may have gone, so it is not sent again "
+                "(decroche digest send --week %s --force)",
+                week,
+                to,
+                error,
+                week,
+            )
+        elif attempts >= MAX_ATTEMPTS:
+            result = "failed"
+            await self._finish(week, to, "failed", error=error)
+            log.error("digest %s to %s: gave up after %d tries: %s", week, to, attempts, error)
+        else:
+            result = "retry"
+            again = now + backoff(attempts)
+            await self._finish(week, to, "pending", error=error, next_attempt_at=again)
+            log.warning(
+                "digest %s to %s: %s; try %d of %d at %s",
+                week,
+                to,
+                error,
+                attempts + 1,
+                MAX_ATTEMPTS,
+                again.isoformat(),
+            )
+        self.on_result(result)
+        return Outcome(week, to, result, error)
+
+    async def _finish(self, week: str, to: str, state: str, **kw: Any) -> None:
+        """Record the claim's outcome; a claim taken from us meanwhile is said, not lost."""
+        if not await q.finish(
+            self.pool, week, to, state, instance=self.instance, at=self.clock(), **kw
+        ):
+            log.warning(
+                "digest %s to %s: ended %s, but the delivery was reopened or given up "
+                "meanwhile (its state is left as it is)",
+                week,
+                to,
+                state,
+            )

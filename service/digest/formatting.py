@@ -56,29 +56,38 @@ def seconds(s: float | None) -> str:
     return f"{whole // 60}\u00a0min\u00a0{whole % 60:02d}\u00a0s"
 
 
+def _day(d: date) -> str:
+    """« 1er », « 2 »: French writes the first of the month as an ordinal."""
+    return "1er" if d.day == 1 else str(d.day)
+
+
 def long_day(d: date) -> str:
-    """« lundi 23 novembre 2026 »."""
-    return format_date(d, "EEEE d MMMM y", locale=LOCALE)
+    """« lundi 23 novembre 2026 », « mardi 1er décembre 2026 »."""
+    return f"{format_date(d, 'EEEE', locale=LOCALE)} {_day(d)} " + format_date(
+        d, "MMMM y", locale=LOCALE
+    )
 
 
 def short_day(d: date) -> str:
-    """« lun. 23 nov. »."""
-    return format_date(d, "EEE d MMM", locale=LOCALE)
+    """« lun. 23 nov. », « mar. 1er déc. »."""
+    return f"{format_date(d, 'EEE', locale=LOCALE)} {_day(d)} " + format_date(
+        d, "MMM", locale=LOCALE
+    )
 
 
 def week_span(week: IsoWeek) -> str:
     """« du 23 au 29 novembre 2026 », « du 30 novembre au 6 décembre 2026 »,
     « du 28 décembre 2026 au 3 janvier 2027 »."""
     a, b = week.monday, week.sunday
+
+    def month(d: date, pattern: str = "MMMM y") -> str:
+        return f"{_day(d)} {format_date(d, pattern, locale=LOCALE)}"
+
     if a.year != b.year:
-        return f"du {format_date(a, 'd MMMM y', locale=LOCALE)} au " + format_date(
-            b, "d MMMM y", locale=LOCALE
-        )
+        return f"du {month(a)} au {month(b)}"
     if a.month != b.month:
-        return f"du {format_date(a, 'd MMMM', locale=LOCALE)} au " + format_date(
-            b, "d MMMM y", locale=LOCALE
-        )
-    return f"du {a.day} au {format_date(b, 'd MMMM y', locale=LOCALE)}"
+        return f"du {month(a, 'MMMM')} au {month(b)}"
+    return f"du {_day(a)} au {month(b)}"
 
 
 def week_label(week: IsoWeek) -> str:

@@ -35,7 +35,12 @@ async def due_weeks(conn: Conn, due_by: datetime | None) -> list[str]:
 
 
 async def claim(
-    conn: Conn, week: str, due_by: datetime | None, instance: str, tried: Sequence[str] = ()
+    conn: Conn,
+    week: str,
+    due_by: datetime | None,
+    instance: str,
+    now: datetime,
+    tried: Sequence[str] = (),
 ) -> asyncpg.Record | None:
     """Take one pending delivery of ``week`` due by ``due_by`` (None: any), other than the
     recipients ``tried`` in this run: marked 'sending' and committed before its message
@@ -43,7 +48,7 @@ async def claim(
     return await conn.fetchrow(
         """
         UPDATE digest_deliveries d
-        SET state = 'sending', attempts = attempts + 1, claimed_by = $3
+        SET state = 'sending', attempts = attempts + 1, claimed_by = $3, claimed_at = $5
         FROM (SELECT week, recipient FROM digest_deliveries
               WHERE week = $1 AND state = 'pending'
                 AND ($2::timestamptz IS NULL OR next_attempt_at <= $2)
@@ -57,6 +62,7 @@ async def claim(
         due_by,
         instance,
         list(tried),
+        now,
     )
 
 
@@ -66,37 +72,65 @@ async def finish(
     recipient: str,
     state: str,
     *,
+    instance: str,
     at: datetime,
     error: str | None = None,
     next_attempt_at: datetime | None = None,
-) -> None:
-    """Record what became of a claimed delivery: sent, pending again (a retry), failed, or
-    unknown (the server may have taken it)."""
-    await conn.execute(
+) -> bool:
+    """Record what became of ``instance``'s claim of a delivery: sent, pending again (a
+    retry), failed, or unknown (the server may have taken it). False when the claim is no
+    longer its own (reopened by hand, or given up as stale meanwhile)."""
+    result = await conn.execute(
         "UPDATE digest_deliveries SET state = $3, last_error = $4, "
         "sent_at = CASE WHEN $3 = 'sent' THEN $5 ELSE sent_at END, "
         "next_attempt_at = coalesce($6, next_attempt_at) "
-        "WHERE week = $1 AND recipient = $2 AND state = 'sending'",
+        "WHERE week = $1 AND recipient = $2 AND state = 'sending' AND claimed_by = $7",
         week,
         recipient,
         state,
         error,
         at,
         next_attempt_at,
+        instance,
+    )
+    return bool(int(result.split()[-1]))
+
+
+async def give_up_stale(conn: Conn, claimed_before: datetime) -> list[asyncpg.Record]:
+    """Claims older than ``claimed_before`` (their process died while sending) become
+    'unknown': the message may have gone, so it is not sent again by itself."""
+    return list(
+        await conn.fetch(
+            "UPDATE digest_deliveries SET state = 'unknown', last_error = "
+            "'interrupted while sending (claimed by ' || coalesce(claimed_by, '?') || "
+            "'): it may have gone' "
+            "WHERE state = 'sending' AND claimed_at < $1 "
+            "RETURNING week, recipient, claimed_by, claimed_at",
+            claimed_before,
+        )
     )
 
 
 async def reopen(
-    conn: Conn, week: str, recipients: Iterable[str], states: Iterable[str], now: datetime
+    conn: Conn,
+    week: str,
+    recipients: Iterable[str],
+    states: Iterable[str],
+    now: datetime,
+    stale_before: datetime,
 ) -> int:
-    """Make deliveries of ``week`` in ``states`` pending again, due now (a send by hand)."""
+    """Make deliveries of ``week`` in ``states`` pending again, due now (a send by hand).
+    A delivery being sent is reopened only when its claim is stale (older than
+    ``stale_before``): one in flight is left to its sender."""
     result = await conn.execute(
         "UPDATE digest_deliveries SET state = 'pending', attempts = 0, next_attempt_at = $4 "
-        "WHERE week = $1 AND recipient = ANY($2::text[]) AND state = ANY($3::text[])",
+        "WHERE week = $1 AND recipient = ANY($2::text[]) AND state = ANY($3::text[]) "
+        "AND (state <> 'sending' OR claimed_at < $5)",
         week,
         list(recipients),
         list(states),
         now,
+        stale_before,
     )
     return int(result.split()[-1])
 
