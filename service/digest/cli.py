@@ -153,7 +153,7 @@ def add_parser(
     s.add_argument("--eml", metavar="FILE", help="also write the whole MIME message")
     s.add_argument("--open", action="store_true", help="open the page in a browser")
     s.set_defaults(func=lambda a: cmd_preview(a, make))
-    s = with_config(dig.add_parser("send", help="send a week's digest now"))
+    s = with_config(dig.add_parser("send", help="send a week's digest now (a week that is over)"))
     s.add_argument("--week", type=_week, metavar="YYYY-Www", required=True)
     s.add_argument(
         "--force", action="store_true", help="send again to recipients who already have it"
