@@ -19,7 +19,7 @@ from service.db.errors import is_unavailable
 from service.keys import DB_POOL, SETTINGS
 from service.twilio_signing import signature_valid, signed_url
 from service.web.bodies import TooLarge, read_limited
-from service.web.errors import json_error
+from service.web.errors import json_error, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ async def mystery_callback(request: web.Request) -> web.StreamResponse:
             return _xml(voice.hangup_twiml())
     except Exception as exc:
         if is_unavailable(exc):
-            return json_error(503, "database unavailable; retry later")
+            return unavailable(exc)
         raise
     return web.Response(status=204)
 
@@ -97,7 +97,7 @@ async def _refuse(request: web.Request, reason: str, body: bytes) -> web.Respons
     except Exception as exc:
         if not is_unavailable(exc):
             raise
-        return json_error(503, "database unavailable; retry later")
+        return unavailable(exc)
     return json_error(400, reason)
 
 

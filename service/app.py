@@ -134,6 +134,7 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         await scheduler.start()
         app[SCHEDULER] = scheduler
+        app[METRICS].leader.set_function(lambda: float(scheduler.is_leader))
         yield
         await scheduler.stop()
 

@@ -22,6 +22,7 @@ from service.cli_support import UserError
 from service.cli_support import settings_of as _settings
 from service.cli_support import with_database as _with_database
 from service.db.embedded import EmbeddedDatabaseError
+from service.db.errors import OneLineOutages
 from service.digest.cli import add_parser as add_digest_parser
 from service.municipality import WEEKDAYS, ConfigError, Municipality, load_municipality
 from service.settings import default_config_path
@@ -602,10 +603,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # pgserver narrates every start and stop at INFO; only its warnings matter to users.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    # twilio's client logs every request and its headers at INFO: a page per mystery call.
+    logging.getLogger("twilio").setLevel(logging.WARNING)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("asyncpg.pool").addFilter(OneLineOutages())
     try:
         return int(args.func(args))
     except (ConfigError, UserError, EmbeddedDatabaseError) as exc:

@@ -39,6 +39,11 @@ class Metrics:
             "Wall screens connected to this instance's live stream.",
             registry=self.registry,
         )
+        self.leader = Gauge(
+            "decroche_scheduler_leader",
+            "1 while this instance is the scheduler's leader (runs the scheduled jobs).",
+            registry=self.registry,
+        )
         self.refused = Counter(
             "decroche_refused_requests",
             "Requests refused before reaching a handler, by reason (no credentials, bad "

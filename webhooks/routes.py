@@ -22,7 +22,7 @@ from service.db.errors import StorageUnavailable, is_unavailable
 from service.keys import DB_POOL, INGESTOR, METRICS, SETTINGS
 from service.twilio_signing import signed_url
 from service.web.bodies import TooLarge, read_limited
-from service.web.errors import json_error
+from service.web.errors import json_error, unavailable
 from webhooks import asterisk, cdr, signing, twilio
 from webhooks.errors import Malformed
 
@@ -61,7 +61,7 @@ async def _refuse_malformed(
             raise
         # Answering 400 would make the sender drop a payload we could not keep.
         metrics.webhook(source, "refused", "database_unavailable")
-        return json_error(503, "database unavailable; retry later")
+        return unavailable(exc)
     metrics.webhook(source, "refused", "malformed")
     log.info("%s webhook quarantined: %s", source, reason)
     return json_error(400, reason)
@@ -104,9 +104,9 @@ async def twilio_webhook(request: web.Request) -> web.StreamResponse:
         return await _refuse_malformed(request, "twilio", str(exc), body)
     try:
         result = await request.app[INGESTOR].ingest([(event, params)])
-    except StorageUnavailable:
+    except StorageUnavailable as exc:
         metrics.webhook("twilio", "refused", "database_unavailable")
-        return json_error(503, "database unavailable; retry later")
+        return unavailable(exc)
     metrics.webhook("twilio", "accepted" if result.new else "duplicate")
     next_url = request.query.get("next")
     return web.Response(text=twilio.twiml_answer(next_url), content_type="text/xml")
@@ -163,7 +163,7 @@ async def _store_batch(
     except Exception as exc:
         if isinstance(exc, StorageUnavailable) or is_unavailable(exc):
             metrics.webhook(source, "refused", "database_unavailable")
-            return json_error(503, "database unavailable; retry later")
+            return unavailable(exc)
         raise
     for _ in range(result.new):
         metrics.webhook(source, "accepted")

@@ -3,24 +3,45 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 
 from aiohttp import web
 
-from service.db.errors import is_unavailable
-from service.keys import DB_POOL, METRICS
+from service.db.errors import describe, is_unavailable
+from service.keys import DB_POOL, METRICS, SETTINGS
 from service.observability import CONTENT_TYPE_LATEST
+
+# Below this, the embedded database's disk is as good as full: PostgreSQL needs a new 16 MB
+# WAL segment from time to time, and refuses every write when it cannot have one.
+DISK_FREE_MIN = 16 << 20
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """200 when the database answers within two seconds, 503 otherwise."""
+    """200 when the database answers within two seconds (and, for the embedded database,
+    its disk has room to write), 503 with the reason otherwise."""
     try:
         async with asyncio.timeout(2):
             await request.app[DB_POOL].fetchval("SELECT 1")
     except Exception as exc:
         if not is_unavailable(exc):
             raise
-        return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
+        return _unhealthy("unreachable", describe(exc))
+    settings = request.app[SETTINGS]
+    if settings.database_url is None:  # the embedded database: its disk is ours to watch
+        pgdata = settings.data_dir / "pg"
+        free = await asyncio.to_thread(lambda: shutil.disk_usage(pgdata).free)
+        if free < DISK_FREE_MIN:
+            reason = (
+                f"the disk holding the embedded database ({pgdata}) is full "
+                f"({free // 1024} KiB free): free some space or move DECROCHE_DATA_DIR"
+            )
+            return _unhealthy("disk full", reason)
     return web.json_response({"status": "ok"})
+
+
+def _unhealthy(database: str, reason: str) -> web.Response:
+    body = {"status": "unavailable", "database": database, "reason": reason}
+    return web.json_response(body, status=503)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import asyncpg
 
 from service.calls.queries import fold_pending
-from service.db.errors import is_unavailable
+from service.db.errors import describe, is_unavailable
 from service.privacy import Pseudonymiser
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,12 @@ class Folder:
             try:
                 await self.drain()
             except Exception as exc:
-                if not is_unavailable(exc):
+                if is_unavailable(exc) or isinstance(exc, asyncpg.InternalClientError):
+                    # (asyncpg's InternalClientError: a pooled connection that PostgreSQL
+                    # closed while it sat idle, met half-way through its closing; the
+                    # public API reports real misuse as InterfaceError instead.)
+                    log.warning("folding paused, retrying: %s", describe(exc))
+                else:
                     log.exception("folding failed; retrying")
                 await asyncio.sleep(self._sweep_s)
 

@@ -25,7 +25,7 @@ import asyncpg
 
 from service.calls.model import Event
 from service.calls.queries import append_events
-from service.db.errors import StorageUnavailable, is_unavailable
+from service.db.errors import StorageUnavailable, describe, is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -138,13 +138,10 @@ class Ingestor:
         except Exception as exc:
             if is_unavailable(exc):
                 await holder.discard()
-                log.warning(
-                    "database unavailable, %d delivery(ies) refused with 503: %s",
-                    len(batch),
-                    exc,
-                )
+                why = describe(exc)
+                log.warning("%d delivery(ies) refused with 503: %s", len(batch), why)
                 for item in batch:
-                    _settle(item, exc=StorageUnavailable(str(exc) or type(exc).__name__))
+                    _settle(item, exc=StorageUnavailable(why))
             elif len(batch) > 1:
                 # One bad item must not sink the others: retry each on its own.
                 for item in batch:
@@ -174,6 +171,10 @@ class _Held:
         self._conn: asyncpg.Connection | None = None
 
     async def get(self) -> asyncpg.Connection:
+        if self._conn is not None and _closed(self._conn):
+            # Closed by the server since the last batch (a restart): the pool has already
+            # taken it back. Failing this batch on it would refuse deliveries for nothing.
+            await self.discard()
         if self._conn is None:
             self._conn = await self._pool.acquire(timeout=self._timeout)
         return self._conn
@@ -192,6 +193,13 @@ class _Held:
         if conn is not None:
             with contextlib.suppress(Exception):
                 await self._pool.release(conn)
+
+
+def _closed(conn: asyncpg.Connection) -> bool:
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:  # a pool proxy the pool detached when it closed
+        return True
 
 
 def _settle(

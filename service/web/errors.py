@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from service.db.errors import is_unavailable
+from service.db.errors import describe, is_unavailable
 from service.keys import METRICS
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,15 @@ def _route_name(request: web.Request) -> str:
     return info.canonical if info is not None else "unmatched"
 
 
+def unavailable(exc: BaseException) -> web.Response:
+    """The 503 of a request that could not reach the database: retry later, and why."""
+    return web.json_response(
+        {"error": "database unavailable; retry later", "reason": describe(exc)},
+        status=503,
+        headers={"Retry-After": "5"},
+    )
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn errors into JSON answers and count every request by route and status."""
@@ -55,8 +64,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = json_error(exc.status, exc.reason)
     except Exception as exc:
         if is_unavailable(exc):
-            log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
-            response = json_error(503, "database unavailable; retry later")
+            log.warning("503 on %s %s: %s", request.method, request.path, describe(exc))
+            response = unavailable(exc)
         else:
             log.exception("unhandled error on %s %s", request.method, request.path)
             response = json_error(500, "internal error; the incident was logged")

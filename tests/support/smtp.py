@@ -90,9 +90,10 @@ def smtp_server(
     authority: Authority | None = None,
     login: tuple[str, str] | None = None,
     auth_log: list[str] | None = None,
+    port: int | None = None,
 ) -> Iterator[str]:
     """Run the server; yields its ``DECROCHE_SMTP_URL`` (without the credentials)."""
-    port = free_port()
+    port = port or free_port()
     kwargs: dict[str, Any] = {}
     if tls:
         assert authority is not None, "TLS needs an authority"
