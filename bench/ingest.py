@@ -254,6 +254,29 @@ def _fresh_database(url: str) -> str:
     return urlunsplit((p.scheme, p.netloc, "/decroche_bench", p.query, ""))
 
 
+def prefill(dsn: str, calls: int) -> None:
+    """Fill the database with ``calls`` calls over two years (bench/report.py's), their
+    months registered and an event each, before the service starts: ingestion measured on
+    a database that is no longer new."""
+    from bench.report import fill, fill_events
+    from service.db.migrate import apply_migrations
+    from service.db.pool import create_pool
+
+    async def run() -> None:
+        pool = await create_pool(dsn, max_size=2, command_timeout=None)
+        try:
+            async with pool.acquire() as conn:
+                await apply_migrations(conn)
+            await fill(pool, calls)
+            await fill_events(pool, calls)
+        finally:
+            await pool.close()
+
+    t0 = time.perf_counter()
+    asyncio.run(run())
+    print(f"prefilled {calls:,} calls in {time.perf_counter() - t0:.0f} s", flush=True)
+
+
 def process_tree(pid: int) -> list[int]:
     """``pid`` and its child processes (the workers of ``serve --workers``)."""
     out = [pid]
@@ -310,6 +333,14 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20, help="full-speed phase with wrk")
     ap.add_argument("--workers", type=int, default=2, help="service processes (serve --workers)")
     ap.add_argument(
+        "--prefill",
+        type=int,
+        default=0,
+        metavar="CALLS",
+        help="first fill the database with this many calls over two years (needs "
+        "--database-url): figures on a database that is no longer new",
+    )
+    ap.add_argument(
         "--server",
         choices=("decroche", "minimal"),
         default="decroche",
@@ -327,6 +358,11 @@ def main() -> None:
     if args.database_url:
         env["DATABASE_URL"] = _fresh_database(args.database_url)
     where = "PostgreSQL at DATABASE_URL" if args.database_url else "embedded PostgreSQL"
+    if args.prefill:
+        if not args.database_url:
+            raise SystemExit("--prefill needs --database-url")
+        prefill(env["DATABASE_URL"], args.prefill)
+        where += f", prefilled with {args.prefill:,} calls"
 
     print(f"preparing {args.calls} calls …", flush=True)
     items = build(args.calls, url, seed=1)

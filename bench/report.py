@@ -8,6 +8,10 @@ PostgreSQL when no URL is given), migrates it, fills ``calls`` with ``--calls`` 
 two years for 50 services (generated inside PostgreSQL: mostly in opening hours, a few
 closed-hours calls, realistic waits and abandons), then times ``engagement8`` — exactly what
 ``GET /api/v1/engagement8`` runs — for one week and one year, all services.
+
+``--only-measured`` fills only the calls of the year measured (the week is inside it): the
+same calls, at the same density, without the history around them — the « empty database »
+the full one is compared with.
 """
 
 from __future__ import annotations
@@ -29,10 +33,11 @@ FIRST_DAY = date(2025, 1, 6)  # a Monday; two years of data follow
 
 FILL = """
 -- Calls are generated in time order, as ingestion appends them.
-INSERT INTO calls (source, external_id, direction, line, queue, caller_hash, caller_last2,
-                   agent, started_at, answered_at, ended_at, wait_s, answered, disposition,
-                   time_from_events)
-SELECT 'bench', 'B' || g, 'inbound', '+3310000' || lpad((g % $3)::text, 4, '0'), NULL,
+INSERT INTO calls (month, source, external_id, direction, line, queue, caller_hash,
+                   caller_last2, agent, started_at, answered_at, ended_at, wait_s, answered,
+                   disposition, time_from_events)
+SELECT date_trunc('month', s.started_at AT TIME ZONE 'UTC')::date, 'bench', 'B' || g,
+       'inbound', '+3310000' || lpad((g % $3)::text, 4, '0'), NULL,
        md5((g % 200000)::text), lpad((g % 100)::text, 2, '0'), 'poste-' || (g % 40),
        s.started_at,
        CASE WHEN s.answered THEN s.started_at + make_interval(secs => s.wait) END,
@@ -66,7 +71,9 @@ def municipality_toml(services: int) -> str:
     return "\n".join(out) + "\n"
 
 
-async def fill(pool: object, calls: int) -> None:
+async def fill(pool: object, calls: int, only: tuple[int, int] | None = None) -> None:
+    """``calls`` calls over two years; with ``only``, just the calls numbered in that range
+    (the same calls, at the same density: a database holding only those days)."""
     from tqdm import tqdm
 
     step = 500_000
@@ -78,14 +85,47 @@ async def fill(pool: object, calls: int) -> None:
     )
     for r in secondary:
         await pool.execute(f'DROP INDEX "{r["indexname"]}"')  # type: ignore[attr-defined]
-    with tqdm(total=calls, unit="call", desc="filling") as bar:
-        for lo in range(1, calls + 1, step):
-            hi = min(calls, lo + step - 1)
+    await pool.execute(  # type: ignore[attr-defined]
+        "SELECT ensure_month_partitions(ARRAY(SELECT d::date FROM generate_series("
+        "date '2025-01-01', date '2027-02-01', interval '1 month') AS d))"
+    )
+    first, last = only or (1, calls)
+    with tqdm(total=last - first + 1, unit="call", desc="filling") as bar:
+        for lo in range(first, last + 1, step):
+            hi = min(last, lo + step - 1)
             await pool.execute(FILL, lo, hi, SERVICES, calls)  # type: ignore[attr-defined]
             bar.update(hi - lo + 1)
+    # Every call's month, as ingestion registers it (the table writers look calls up in).
+    await pool.execute(  # type: ignore[attr-defined]
+        "INSERT INTO call_keys (source, call_key, month) SELECT source, external_id, month "
+        "FROM calls"
+    )
     for r in secondary:
         await pool.execute(r["indexdef"])  # type: ignore[attr-defined]
-    await pool.execute("VACUUM ANALYZE calls")  # type: ignore[attr-defined]
+    await pool.execute("VACUUM ANALYZE calls, call_keys")  # type: ignore[attr-defined]
+
+
+FILL_EVENTS = """
+-- One compact event per call (the service stores about eight, with the payloads Twilio
+-- sent): enough for the unique index writers check, at a fraction of the disk.
+INSERT INTO events (month, source, call_key, dedup_key, kind, occurred_at, received_at, norm,
+                    payload)
+SELECT month, source, external_id, 'completed', 'status', ended_at, ended_at, '{}', '{}'
+FROM calls WHERE id BETWEEN $1 AND $2
+"""
+
+
+async def fill_events(pool: object, calls: int) -> None:
+    """An event per call already filled (in id ranges: the transactions stay small)."""
+    from tqdm import tqdm
+
+    step = 1_000_000
+    with tqdm(total=calls, unit="event", desc="events") as bar:
+        for lo in range(1, calls + 1, step):
+            hi = min(calls, lo + step - 1)
+            await pool.execute(FILL_EVENTS, lo, hi)  # type: ignore[attr-defined]
+            bar.update(hi - lo + 1)
+    await pool.execute("VACUUM ANALYZE events")  # type: ignore[attr-defined]
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -110,8 +150,15 @@ async def main_async(args: argparse.Namespace) -> None:
     async with pool.acquire() as conn:
         await apply_migrations(conn)
     t0 = time.perf_counter()
-    await fill(pool, args.calls)
-    print(f"filled {args.calls:,} calls in {time.perf_counter() - t0:.0f} s")
+    only = None
+    if args.only_measured:
+        # Call g starts on day g * 730 / calls after FIRST_DAY: the year measured is days
+        # 176 (2025-07-01) to 540 (2026-06-30).
+        n = args.calls
+        only = (-(-176 * n // 730), (541 * n - 1) // 730)
+    await fill(pool, args.calls, only)
+    filled = only[1] - only[0] + 1 if only else args.calls
+    print(f"filled {filled:,} calls in {time.perf_counter() - t0:.0f} s")
     t0 = time.perf_counter()
     with tqdm(total=await span_days(pool, m), unit="day", desc="rollup") as bar:
         days = await refresh(pool, m, wait=True, on_round=bar.update)
@@ -144,6 +191,12 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=10_000_000)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--database-url")
+    ap.add_argument(
+        "--only-measured",
+        action="store_true",
+        help="fill only the calls of the year measured (the same ones, at the same density): "
+        "the baseline the full database's figures are compared with",
+    )
     asyncio.run(main_async(ap.parse_args()))
 
 

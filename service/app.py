@@ -27,6 +27,7 @@ from service.api.privacy import setup_privacy_routes
 from service.calendar import Calendar
 from service.calls.folder import Folder
 from service.calls.ingest import Ingestor
+from service.calls.partitions import make_ahead
 from service.calls.rebuild import Parser
 from service.db.pool import database_ctx
 from service.digest.delivery import DigestSender
@@ -116,6 +117,7 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     tz = m.tz
     scheduler = Scheduler(pool, tz)
     scheduler.add("privacy.retention", lambda: retention_job(pool, settings), daily(3, 30, tz))
+    scheduler.add("partitions.ahead", lambda: make_ahead(pool), daily(0, 20, tz))
     mailer = Mailer(settings.smtp_url, settings.mail_from)
     digest = digest_sender(settings, pool, app[METRICS])
     app[DIGEST] = digest

@@ -47,6 +47,7 @@ DATA_TABLES = (
     "calls",
     "quarantine",
     "fold_queue",
+    "call_keys",
     "call_rollup",
     "rollup_days",
     "call_rollup_month",

@@ -15,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from service.calls.model import Disposition, Kind
+from service.calls.partitions import Partitions
 from service.calls.queries import append_events
 from service.keys import DB_POOL, SETTINGS
 from service.metrics.report import engagement8
@@ -452,7 +453,7 @@ async def test_a_line_stored_meanwhile_by_another_writer_is_kept_once(
     try:
         writing = other.transaction()
         await writing.start()
-        await append_events(other, [(event(shared), {"line": shared})])
+        await append_events(other, [(event(shared), {"line": shared})], Partitions())
         importing = asyncio.create_task(import_asterisk(pool, log, PARIS, PSEUDO))
         await asyncio.sleep(0.5)
         assert not importing.done()  # waiting for the other writer's insert

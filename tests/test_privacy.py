@@ -513,12 +513,16 @@ async def test_a_number_the_events_do_not_explain_is_still_erased(
 ) -> None:
     """A row whose number no event carries in a known form (here: no event at all) loses it,
     and the job ends rather than finding the same rows again forever."""
+    started = NOW - timedelta(days=31)
+    month = started.astimezone(UTC).date().replace(day=1)
+    await db.execute("SELECT ensure_month_partitions($1::date[])", [month])
     await db.execute(
-        "INSERT INTO calls (source, external_id, direction, caller_hash, caller_last2, "
+        "INSERT INTO calls (month, source, external_id, direction, caller_hash, caller_last2, "
         "caller_number, started_at, answered, time_from_events) "
-        "VALUES ('cdr', 'x1', 'inbound', 'h', '78', $1, $2, false, true)",
+        "VALUES ($3, 'cdr', 'x1', 'inbound', 'h', '78', $1, $2, false, true)",
         CITIZEN,
-        NOW - timedelta(days=31),
+        started,
+        month,
     )
     pool = app_client.app[DB_POOL]
     report = await asyncio.wait_for(retention(privacy_settings, pool, NOW), timeout=30)

@@ -17,12 +17,13 @@ import csv
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from multiprocessing import get_context
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from service.calls.model import Event
+from service.calls.partitions import months_of
 from service.calls.queries import HeldCalls, event_rows, held_calls
 from service.privacy import Pseudonymiser
 from webhooks import asterisk, cdr
@@ -78,6 +79,7 @@ class Parsed:
     lines: int  # lines read, blank ones excepted
     refused: list[tuple[str, int, str]] = field(default_factory=list)  # reason, line, body
     calls: HeldCalls | None = None  # the calls these events belong to, folded
+    months: frozenset[date] = frozenset()  # where new calls may go (their partitions)
 
 
 class BatchParser:
@@ -122,7 +124,8 @@ class BatchParser:
         touched = self._remember(pairs)
         known = {k: list(self._recent[k].values()) for k in touched}
         calls = held_calls(self._source, known, self._pseudonymise)
-        return Parsed(event_rows(pairs), len(pairs), repeated, lines, refused, calls)
+        months = frozenset(months_of(e for e, _ in pairs))
+        return Parsed(event_rows(pairs), len(pairs), repeated, lines, refused, calls, months)
 
     def _remember(self, pairs: list[Pair]) -> list[str]:
         self._batches += 1

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from service.calls.partitions import Partitions
 from service.calls.queries import (
     INSERT_EVENTS,
     INSERT_EVENTS_FAST,
@@ -114,6 +115,7 @@ class _Writer:
         self._queue: asyncio.Queue[tuple[Parsed, Position | None, int]]
         self._queue = asyncio.Queue(maxsize=3)
         self._stored: list[HeldCalls] = []
+        self._partitions = Partitions()
         self._stored_now = asyncio.Event()
         self._folding = asyncio.Lock()
         self._done = False
@@ -165,6 +167,8 @@ class _Writer:
 
     async def _store(self, batch: Parsed, position: Position | None, size: int) -> None:
         async with self._pool.acquire() as conn:
+            # Outside the batch's transaction: making a partition locks the whole table.
+            await self._partitions.ensure(conn, batch.months)
             if batch.refused:
                 async with conn.transaction():
                     await conn.executemany(

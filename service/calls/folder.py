@@ -73,10 +73,7 @@ class Folder:
             try:
                 await self.drain()
             except Exception as exc:
-                if is_unavailable(exc) or isinstance(exc, asyncpg.InternalClientError):
-                    # (asyncpg's InternalClientError: a pooled connection that PostgreSQL
-                    # closed while it sat idle, met half-way through its closing; the
-                    # public API reports real misuse as InterfaceError instead.)
+                if is_unavailable(exc):
                     log.warning("folding paused, retrying: %s", describe(exc))
                 else:
                     log.exception("folding failed; retrying")

@@ -24,6 +24,7 @@ from typing import Any
 import asyncpg
 
 from service.calls.model import Event
+from service.calls.partitions import Partitions
 from service.calls.queries import append_events
 from service.db.errors import StorageUnavailable, describe, is_unavailable
 
@@ -68,6 +69,7 @@ class Ingestor:
         self._on_batch = on_batch
         self._acquire_timeout = acquire_timeout
         self._tasks: list[asyncio.Task[None]] = []
+        self._partitions = Partitions()
 
     async def start(self) -> None:
         self._tasks = [
@@ -134,7 +136,7 @@ class Ingestor:
     async def _commit(self, holder: _Held, batch: list[_Item]) -> None:
         pairs = [pair for item in batch for pair in item.events]
         try:
-            new = await append_events(await holder.get(), pairs)
+            new = await append_events(await holder.get(), pairs, self._partitions)
         except Exception as exc:
             if is_unavailable(exc):
                 await holder.discard()

@@ -12,18 +12,39 @@ import orjson
 
 from service.calls.fold import fold
 from service.calls.model import Call, Event
+from service.calls.partitions import Partitions, months_of, no_partition
 from service.privacy import Pseudonymiser
 from service.privacy.pseudonyms import canonical, is_number
 
 _INSERT_EVENTS = """
-WITH ins AS (
+WITH e AS (
     -- One JSON parameter rather than eight arrays: PostgreSQL reads it in C, where asyncpg
     -- would check every element of every array in Python (a third of a bulk import's time).
-    INSERT INTO events (source, call_key, dedup_key, kind, occurred_at, received_at, norm,
-                        payload)
-    SELECT s, c, d, k, o, r, n, p
-    FROM json_to_recordset($1::json)
+    SELECT * FROM json_to_recordset($1::json)
         AS e(s text, c text, d text, k text, o timestamptz, r timestamptz, n json, p json)
+), wanted AS (
+    -- Each call's month (its partition) if it is new: that of its earliest event here.
+    SELECT s, c, date_trunc('month', min(coalesce(o, r)) AT TIME ZONE 'UTC')::date AS m
+    FROM e GROUP BY s, c
+), known AS (
+    SELECT k.source, k.call_key, k.month
+    FROM call_keys k JOIN wanted w ON k.source = w.s AND k.call_key = w.c
+), fresh AS (
+    -- DO UPDATE (a no-op), not DO NOTHING: a call registered by a transaction committed
+    -- after this statement's snapshot is returned all the same, with its month.
+    INSERT INTO call_keys (source, call_key, month)
+    SELECT s, c, m FROM wanted w
+    WHERE NOT EXISTS (SELECT FROM known WHERE known.source = w.s AND known.call_key = w.c)
+    ORDER BY s, c
+    ON CONFLICT (source, call_key) DO UPDATE SET month = call_keys.month
+    RETURNING source, call_key, month
+), months AS (
+    SELECT * FROM known UNION ALL SELECT * FROM fresh
+), ins AS (
+    INSERT INTO events (month, source, call_key, dedup_key, kind, occurred_at, received_at,
+                        norm, payload)
+    SELECT m.month, e.s, e.c, e.d, e.k, e.o, e.r, e.n, e.p
+    FROM e JOIN months m ON m.source = e.s AND m.call_key = e.c
     {only_new}
     RETURNING source, call_key, dedup_key
 ), marked AS (
@@ -35,15 +56,16 @@ WITH ins AS (
 )
 """
 INSERT_EVENTS = _INSERT_EVENTS.format(
-    only_new="ON CONFLICT (source, call_key, dedup_key) DO NOTHING"
+    only_new="ON CONFLICT (source, call_key, dedup_key, month) DO NOTHING"
 )
-"""The first part of a statement that appends the events of :func:`event_rows` (``$1``) and
-marks their calls; the new rows are ``ins``. Complete it with a ``SELECT`` (and perhaps more
-data-modifying parts, written in the same transaction)."""
+"""The first part of a statement that appends the events of :func:`event_rows` (``$1``),
+registers the months of new calls and marks their calls; the new rows are ``ins``.
+Complete it with a ``SELECT`` (and perhaps more data-modifying parts, written in the same
+transaction). The months' partitions must exist (:mod:`service.calls.partitions`)."""
 
 INSERT_EVENTS_FAST = _INSERT_EVENTS.format(
-    only_new="WHERE NOT EXISTS (SELECT FROM events x "
-    "WHERE x.source = e.s AND x.call_key = e.c AND x.dedup_key = e.d)"
+    only_new="WHERE NOT EXISTS (SELECT FROM events x WHERE x.month = m.month "
+    "AND x.source = e.s AND x.call_key = e.c AND x.dedup_key = e.d)"
 )
 """:data:`INSERT_EVENTS` for bulk imports: a third cheaper for PostgreSQL (no speculative
 insertion), but the events given must hold no duplicates, and an event stored by another
@@ -51,7 +73,6 @@ transaction at the same moment fails the statement (``UniqueViolationError``): r
 :data:`INSERT_EVENTS`."""
 
 _NEW_KEYS = INSERT_EVENTS + "SELECT source, call_key, dedup_key FROM ins"  # noqa: S608 - constants
-_NEW_COUNT = INSERT_EVENTS + "SELECT count(*) FROM ins"  # noqa: S608 - constants
 
 _TAKE_FOLDS = """
 DELETE FROM fold_queue
@@ -60,12 +81,13 @@ WHERE ctid IN (SELECT ctid FROM fold_queue ORDER BY enqueued_at
 RETURNING source, call_key
 """
 
+# Through call_keys: each call's month prunes the events to its own partition.
 _EVENTS_OF_CALLS = """
 SELECT e.source, e.call_key, e.dedup_key, e.kind, e.occurred_at, e.received_at,
        e.norm::text AS norm
-FROM events e
-JOIN unnest($1::text[], $2::text[]) AS k(source, call_key)
-  ON e.source = k.source AND e.call_key = k.call_key
+FROM unnest($1::text[], $2::text[]) AS k(source, call_key)
+JOIN call_keys ck ON ck.source = k.source AND ck.call_key = k.call_key
+JOIN events e ON e.month = ck.month AND e.source = k.source AND e.call_key = k.call_key
 """
 
 _CALL_COLUMNS = """source, external_id, direction, line, queue, caller_hash, caller_last2,
@@ -75,7 +97,7 @@ _CALL_TYPES = """source text, external_id text, direction text, line text, queue
     caller_hash text, caller_last2 text, caller_number text, agent text,
     started_at timestamptz, answered_at timestamptz, ended_at timestamptz, wait_s float8,
     answered bool, disposition text, time_from_events bool, recording_url text"""
-_CALL_CONFLICT = """ON CONFLICT (source, external_id) DO UPDATE SET
+_CALL_CONFLICT = """ON CONFLICT (source, external_id, month) DO UPDATE SET
     direction = EXCLUDED.direction, line = EXCLUDED.line, queue = EXCLUDED.queue,
     caller_hash = EXCLUDED.caller_hash, caller_last2 = EXCLUDED.caller_last2,
     caller_number = EXCLUDED.caller_number, agent = EXCLUDED.agent,
@@ -84,11 +106,13 @@ _CALL_CONFLICT = """ON CONFLICT (source, external_id) DO UPDATE SET
     disposition = EXCLUDED.disposition, time_from_events = EXCLUDED.time_from_events,
     recording_url = EXCLUDED.recording_url, updated_at = now()"""
 
-# Rows in key order: concurrent folders of the same calls wait rather than deadlock.
+# Rows in key order: concurrent folders of the same calls wait rather than deadlock. A call
+# is written in its month's partition (call_keys: a call folded from events has its month).
 _UPSERT_CALLS = f"""
-INSERT INTO calls ({_CALL_COLUMNS})
-SELECT * FROM json_to_recordset($1::json) AS c({_CALL_TYPES})
-ORDER BY source, external_id
+INSERT INTO calls (month, {_CALL_COLUMNS})
+SELECT ck.month, c.* FROM json_to_recordset($1::json) AS c({_CALL_TYPES})
+JOIN call_keys ck ON ck.source = c.source AND ck.call_key = c.external_id
+ORDER BY c.source, c.external_id
 {_CALL_CONFLICT}
 """  # noqa: S608 - constants
 
@@ -97,15 +121,17 @@ ORDER BY source, external_id
 # stored are as many, in the same statement; the others are returned, to be read back.
 _UPSERT_HELD = f"""
 WITH c AS (
-    SELECT c.* FROM json_to_recordset($1::json) AS c({_CALL_TYPES}, held int)
+    SELECT c.*, ck.month FROM json_to_recordset($1::json) AS c({_CALL_TYPES}, held int)
     JOIN unnest($3::text[]) AS taken(key) ON taken.key = c.external_id
+    JOIN call_keys ck ON ck.source = c.source AND ck.call_key = c.external_id
 ), complete AS (
     SELECT * FROM c
     WHERE held = (SELECT count(*) FROM events e
-                  WHERE e.source = c.source AND e.call_key = c.external_id)
+                  WHERE e.month = c.month AND e.source = c.source
+                    AND e.call_key = c.external_id)
 ), up AS (
-    INSERT INTO calls ({_CALL_COLUMNS})
-    SELECT {_CALL_COLUMNS} FROM complete WHERE started_at IS NOT NULL
+    INSERT INTO calls (month, {_CALL_COLUMNS})
+    SELECT month, {_CALL_COLUMNS} FROM complete WHERE started_at IS NOT NULL
     ORDER BY source, external_id
     {_CALL_CONFLICT}
 )
@@ -142,23 +168,29 @@ def event_rows(events: Sequence[tuple[Event, dict[str, Any]]]) -> str:
 
 
 async def append_events(
-    conn: asyncpg.Connection | asyncpg.Pool, events: Sequence[tuple[Event, dict[str, Any]]]
+    conn: asyncpg.Connection | asyncpg.Pool,
+    events: Sequence[tuple[Event, dict[str, Any]]],
+    partitions: Partitions,
 ) -> set[tuple[str, str, str]]:
     """Append events (with their raw payloads) and mark their calls for refolding.
 
     One statement, so one implicit transaction: concurrent appends commit together without
     waiting on each other. Returns the (source, call_key, dedup_key) of the events that were
-    new; the others were duplicates and changed nothing.
+    new; the others were duplicates and changed nothing. The partitions of the months of new
+    calls are made first if ``partitions`` does not know them.
     """
-    rows = await conn.fetch(_NEW_KEYS, event_rows(events))
+    months = months_of(e for e, _ in events)
+    await partitions.ensure(conn, months)
+    rows_json = event_rows(events)
+    try:
+        rows = await conn.fetch(_NEW_KEYS, rows_json)
+    except asyncpg.CheckViolationError as exc:
+        if not no_partition(exc):
+            raise
+        partitions.forget()  # one was detached since: make it again
+        await partitions.ensure(conn, months)
+        rows = await conn.fetch(_NEW_KEYS, rows_json)
     return {(r["source"], r["call_key"], r["dedup_key"]) for r in rows}
-
-
-async def append_events_counted(
-    conn: asyncpg.Connection, events: Sequence[tuple[Event, dict[str, Any]]]
-) -> int:
-    """:func:`append_events` for bulk imports: returns only how many events were new."""
-    return int(await conn.fetchval(_NEW_COUNT, event_rows(events)))
 
 
 async def fold_pending(conn: asyncpg.Connection, limit: int, pseudonymise: Pseudonymiser) -> int:

@@ -41,14 +41,15 @@ async def reparse(
     while True:
         async with pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "SELECT id, source, received_at, payload::text AS payload FROM events "
-                "WHERE id > $1 ORDER BY id LIMIT $2",
+                "SELECT id, month, source, call_key, received_at, payload::text AS payload "
+                "FROM events WHERE id > $1 ORDER BY id LIMIT $2",
                 last_id,
                 batch,
             )
             if not rows:
                 return seen
-            ids, norms, kinds, instants, call_keys = [], [], [], [], []
+            ids, months, norms, kinds, instants, call_keys = [], [], [], [], [], []
+            rekeyed = []
             for r in rows:
                 parser = parsers.get(r["source"])
                 if parser is None:
@@ -56,24 +57,49 @@ async def reparse(
                 params: dict[str, Any] = orjson.loads(r["payload"])
                 event = parser(params, r["received_at"])
                 ids.append(r["id"])
+                months.append(r["month"])
                 norms.append(orjson.dumps(event.details()).decode())
                 kinds.append(event.kind.value)
                 instants.append(event.at)
                 call_keys.append(event.call_key)
+                if event.call_key != r["call_key"]:
+                    rekeyed.append(r["id"])
             await conn.execute(
                 "UPDATE events e SET norm = n.norm::json, kind = n.kind, "
                 "occurred_at = n.at, call_key = n.call_key "
-                "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], "
-                "$5::text[]) AS n(id, norm, kind, at, call_key) WHERE e.id = n.id",
+                "FROM unnest($1::bigint[], $2::date[], $3::text[], $4::text[], "
+                "$5::timestamptz[], $6::text[]) AS n(id, month, norm, kind, at, call_key) "
+                "WHERE e.id = n.id AND e.month = n.month",
                 ids,
+                months,
                 norms,
                 kinds,
                 instants,
                 call_keys,
             )
+            if rekeyed:
+                await _move_rekeyed(conn, rekeyed)
         last_id = rows[-1]["id"]
         seen += len(rows)
         progress(len(rows))
+
+
+async def _move_rekeyed(conn: asyncpg.Connection, ids: list[int]) -> None:
+    """Events whose call key a parser changed belong to another call now: that call's month
+    (registered from these events if the call is new) is where they must live."""
+    await conn.execute(
+        "INSERT INTO call_keys (source, call_key, month) "
+        "SELECT source, call_key, min(month) FROM events WHERE id = ANY($1::bigint[]) "
+        "GROUP BY source, call_key ON CONFLICT DO NOTHING",
+        ids,
+    )
+    # Moving a row to another partition is an UPDATE of its key (PostgreSQL moves it).
+    await conn.execute(
+        "UPDATE events e SET month = k.month FROM call_keys k "
+        "WHERE e.id = ANY($1::bigint[]) AND k.source = e.source AND k.call_key = e.call_key "
+        "AND k.month <> e.month",
+        ids,
+    )
 
 
 async def refold_all(

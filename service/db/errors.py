@@ -26,6 +26,10 @@ def is_unavailable(exc: BaseException) -> bool:
             # Disk full, out of memory, no connection slot: nothing was stored, and a retry
             # once an administrator has acted succeeds.
             asyncpg.exceptions.InsufficientResourcesError,
+            # A pooled connection PostgreSQL closed while it sat idle, met half-way through
+            # its closing (seen when PostgreSQL restarts). Misuse of a connection is
+            # reported by asyncpg's public API as InterfaceError, not this.
+            asyncpg.InternalClientError,
         ),
     )
 

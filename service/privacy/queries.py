@@ -110,27 +110,30 @@ async def scrub_calls(
     """
     keys = list(replacers)
     rows = await conn.fetch(
-        "SELECT e.id, e.source, e.call_key, e.norm::text AS norm, e.payload::text AS payload "
+        "SELECT e.id, e.month, e.source, e.call_key, e.norm::text AS norm, "
+        "e.payload::text AS payload "
         "FROM events e JOIN unnest($1::text[], $2::text[]) AS k(source, call_key) "
         "ON e.source = k.source AND e.call_key = k.call_key FOR UPDATE OF e",
         [s for s, _ in keys],
         [c for _, c in keys],
     )
-    ids, norms, payloads = [], [], []
+    ids, months, norms, payloads = [], [], [], []
     for r in rows:
         replace = replacers[(r["source"], r["call_key"])]
         norm = orjson.dumps(scrub_json(orjson.loads(r["norm"]), replace)).decode()
         payload = orjson.dumps(scrub_json(orjson.loads(r["payload"]), replace)).decode()
         if norm != r["norm"] or payload != r["payload"]:
             ids.append(r["id"])
+            months.append(r["month"])
             norms.append(norm)
             payloads.append(payload)
     if ids:
         await conn.execute(
             "UPDATE events e SET norm = n.norm::json, payload = n.payload::json "
-            "FROM unnest($1::bigint[], $2::text[], $3::text[]) AS n(id, norm, payload) "
-            "WHERE e.id = n.id",
+            "FROM unnest($1::bigint[], $2::date[], $3::text[], $4::text[]) "
+            "AS n(id, month, norm, payload) WHERE e.id = n.id AND e.month = n.month",
             ids,
+            months,
             norms,
             payloads,
         )
