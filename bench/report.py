@@ -11,7 +11,11 @@ closed-hours calls, realistic waits and abandons), then times ``engagement8`` �
 
 ``--only-measured`` fills only the calls of the year measured (the week is inside it): the
 same calls, at the same density, without the history around them — the « empty database »
-the full one is compared with.
+the full one is compared with. Both timed in turns, which is the fair comparison on a
+shared machine:
+
+    python bench/report.py --database-url … --only-measured --name decroche_report_base
+    python bench/report.py --database-url … --baseline decroche_report_base
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -101,7 +106,10 @@ async def fill(pool: object, calls: int, only: tuple[int, int] | None = None) ->
         "FROM calls"
     )
     for r in secondary:
-        await pool.execute(r["indexdef"])  # type: ignore[attr-defined]
+        # A partitioned table's index reads « ON ONLY calls » in pg_indexes: made that way it
+        # would be the parent's alone, and no month would have it.
+        indexdef = r["indexdef"].replace(" ON ONLY ", " ON ")
+        await pool.execute(indexdef)  # type: ignore[attr-defined]
     await pool.execute("VACUUM ANALYZE calls, call_keys")  # type: ignore[attr-defined]
 
 
@@ -141,49 +149,75 @@ async def main_async(args: argparse.Namespace) -> None:
     cfg = Path(tempfile.mkdtemp(prefix="decroche-report-")) / "bench.toml"
     cfg.write_text(municipality_toml(SERVICES), encoding="utf-8")
     m = load_municipality(cfg)
-    dsn = await fresh_database(
-        args.database_url,
-        "decroche_report_bench",
-        Path(tempfile.mkdtemp(prefix="decroche-report-db-")),
-    )
-    pool = await create_pool(dsn, max_size=4, command_timeout=None)
-    async with pool.acquire() as conn:
-        await apply_migrations(conn)
-    t0 = time.perf_counter()
-    only = None
-    if args.only_measured:
-        # Call g starts on day g * 730 / calls after FIRST_DAY: the year measured is days
-        # 176 (2025-07-01) to 540 (2026-06-30).
-        n = args.calls
-        only = (-(-176 * n // 730), (541 * n - 1) // 730)
-    await fill(pool, args.calls, only)
-    filled = only[1] - only[0] + 1 if only else args.calls
-    print(f"filled {filled:,} calls in {time.perf_counter() - t0:.0f} s")
-    t0 = time.perf_counter()
-    with tqdm(total=await span_days(pool, m), unit="day", desc="rollup") as bar:
-        days = await refresh(pool, m, wait=True, on_round=bar.update)
-    rows = await pool.fetchval("SELECT count(*) FROM call_rollup")
-    print(
-        f"built the daily rollup of {days:,} days ({rows:,} rows) in "
-        f"{time.perf_counter() - t0:.0f} s"
-    )
-
+    if args.reuse:
+        if args.database_url is None:
+            raise SystemExit("--reuse needs --database-url")
+        dsn = with_database(args.database_url, args.name)
+        pool = await create_pool(dsn, max_size=4, command_timeout=None)
+    else:
+        dsn = await fresh_database(
+            args.database_url, args.name, Path(tempfile.mkdtemp(prefix="decroche-report-db-"))
+        )
+        pool = await create_pool(dsn, max_size=4, command_timeout=None)
+        async with pool.acquire() as conn:
+            await apply_migrations(conn)
+        t0 = time.perf_counter()
+        only = None
+        if args.only_measured:
+            # Call g starts on day g * 730 / calls after FIRST_DAY: the year measured is days
+            # 176 (2025-07-01) to 540 (2026-06-30).
+            n = args.calls
+            only = (-(-176 * n // 730), (541 * n - 1) // 730)
+        await fill(pool, args.calls, only)
+        filled = only[1] - only[0] + 1 if only else args.calls
+        print(f"filled {filled:,} calls in {time.perf_counter() - t0:.0f} s")
+        t0 = time.perf_counter()
+        with tqdm(total=await span_days(pool, m), unit="day", desc="rollup") as bar:
+            days = await refresh(pool, m, wait=True, on_round=bar.update)
+        rows = await pool.fetchval("SELECT count(*) FROM call_rollup")
+        print(
+            f"built the daily rollup of {days:,} days ({rows:,} rows) in "
+            f"{time.perf_counter() - t0:.0f} s"
+        )
+    # Timed in turns with the baseline's database, if any: on a shared machine, runs made
+    # minutes apart differ by more than the databases do (caches, autovacuum, neighbours).
+    pools = {args.name: pool}
+    if args.baseline:
+        assert args.database_url is not None, "--baseline needs --database-url"
+        base = with_database(args.database_url, args.baseline)
+        pools[args.baseline] = await create_pool(base, max_size=4, command_timeout=None)
     periods = {
         "one week": (date(2026, 6, 1), date(2026, 6, 7)),
         "one year": (date(2025, 7, 1), date(2026, 6, 30)),
     }
-    for name, (first, last) in periods.items():
-        times = []
-        for _ in range(args.repeat):
-            t = time.perf_counter()
-            report = await engagement8(pool, m, first, last)
-            times.append(time.perf_counter() - t)
+    times: dict[tuple[str, str], list[float]] = {(n, p): [] for n in pools for p in periods}
+    received: dict[tuple[str, str], int] = {}
+    for _ in range(args.repeat):
+        for period, (first, last) in periods.items():
+            for name, p in pools.items():
+                t = time.perf_counter()
+                report = await engagement8(p, m, first, last)
+                times[(name, period)].append(time.perf_counter() - t)
+                received[(name, period)] = report["total"]["received"]
+    for (name, period), ts in times.items():
         print(
-            f"engagement8, {name}, all {SERVICES} services: median "
-            f"{1000 * statistics.median(times):.0f} ms (min {1000 * min(times):.0f}, "
-            f"max {1000 * max(times):.0f}; {report['total']['received']:,} calls)"
+            f"{name}: engagement8, {period}, all {SERVICES} services: median "
+            f"{1000 * statistics.median(ts):.0f} ms (min {1000 * min(ts):.0f}, "
+            f"max {1000 * max(ts):.0f}; {received[(name, period)]:,} calls)"
         )
-    await pool.close()
+    if args.baseline:
+        for period in periods:
+            ratio = statistics.median(times[(args.name, period)]) / statistics.median(
+                times[(args.baseline, period)]
+            )
+            print(f"{period}: {100 * (ratio - 1):+.0f} % against {args.baseline}")
+    for p in pools.values():
+        await p.close()
+
+
+def with_database(server_url: str, name: str) -> str:
+    p = urlsplit(server_url)
+    return urlunsplit((p.scheme, p.netloc, f"/{name}", p.query, ""))
 
 
 def main() -> None:
@@ -191,6 +225,15 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=10_000_000)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--database-url")
+    ap.add_argument("--name", default="decroche_report_bench", help="the database's name")
+    ap.add_argument(
+        "--reuse", action="store_true", help="time the database --name as it is (no fill)"
+    )
+    ap.add_argument(
+        "--baseline",
+        metavar="NAME",
+        help="also time this database (made with --only-measured --name NAME), in turns",
+    )
     ap.add_argument(
         "--only-measured",
         action="store_true",

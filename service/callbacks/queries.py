@@ -17,9 +17,13 @@ SELECT c.id, c.caller_hash, c.caller_last2, c.caller_number, c.started_at, c.wai
 FROM calls c
 WHERE c.direction = 'inbound' AND NOT c.answered AND c.disposition IS NOT NULL
   AND c.caller_hash IS NOT NULL AND c.started_at >= $1 AND c.started_at <= $2
+  -- (The months before are left out when the query is planned: each month is a partition,
+  -- and each probe below would otherwise search every month's index.)
+  AND c.month >= first_month_of($1)
   AND NOT EXISTS (
       SELECT 1 FROM calls r
-      WHERE r.caller_hash = c.caller_hash AND r.answered AND r.started_at > c.started_at)
+      WHERE r.caller_hash = c.caller_hash AND r.answered AND r.started_at > c.started_at
+        AND r.month >= first_month_of($1))
   AND NOT EXISTS (
       SELECT 1 FROM callback_marks k
       WHERE k.caller_hash = c.caller_hash AND k.done_at > c.started_at)

@@ -123,7 +123,8 @@ _UPSERT_HELD = f"""
 WITH c AS (
     SELECT c.*, ck.month FROM json_to_recordset($1::json) AS c({_CALL_TYPES}, held int)
     JOIN unnest($3::text[]) AS taken(key) ON taken.key = c.external_id
-    JOIN call_keys ck ON ck.source = c.source AND ck.call_key = c.external_id
+    -- (LEFT: a call whose month could not be found is read back, never dropped.)
+    LEFT JOIN call_keys ck ON ck.source = c.source AND ck.call_key = c.external_id
 ), complete AS (
     SELECT * FROM c
     WHERE held = (SELECT count(*) FROM events e

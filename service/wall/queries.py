@@ -16,7 +16,7 @@ __all__ = ["CHANNEL", "in_progress"]
 _IN_PROGRESS = """
 SELECT line, queue, answered, started_at
 FROM calls
-WHERE direction = 'inbound' AND started_at >= $1
+WHERE direction = 'inbound' AND started_at >= $1 AND month >= first_month_of($1)
   AND ((NOT answered AND disposition IS NULL) OR (answered AND ended_at IS NULL))
 """
 
