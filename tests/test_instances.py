@@ -4,31 +4,21 @@ wall fed by calls that any instance received (LISTEN/NOTIFY)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
-import pytest
 from aiohttp.test_utils import TestServer
 
 from tests.conftest import ADMIN_HEADERS, AUTH_TOKEN
 from tests.support.cluster import Cluster
 from tests.support.instances import Instance, TwilioSender
 from tests.support.reverse_proxy import ReverseProxy
+from tests.test_faults import cluster as cluster
 from tests.test_faults import service_env, some_calls, stored_as_truth
 from tests.test_wall import call, open_stream, tile
 
 PUBLIC = "https://decroche.ville.test"  # what Twilio is told; the proxy is its only door
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path / "pg")
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 async def test_two_instances_behind_a_proxy(tmp_path: Path, cluster: Cluster) -> None:
