@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 TOKEN = "bench-auth-token"
+TRAFFIC_FROM = date(2026, 11, 2)  # the first day of the simulated calls; a prefill ends before
 
 Signed = tuple[bytes, str]
 
@@ -55,7 +56,7 @@ def build(calls: int, url: str, seed: int) -> list[Signed]:
     m = load_municipality(default_config_path())
     validator = RequestValidator(TOKEN)
     out: list[tuple[datetime, Signed]] = []
-    day = date(2026, 11, 2)
+    day = TRAFFIC_FROM
     n = 0
     while n < calls:
         gen = TrafficGenerator(m, seed=seed * 10_000 + day.toordinal())
@@ -240,41 +241,86 @@ def wait_for_service(port: int) -> None:
     time.sleep(1)  # every worker up and its pool open
 
 
-def _fresh_database(url: str) -> str:
+def _fresh_database(url: str, template: str | None = None) -> str:
+    """The DSN of a new database ``decroche_bench`` on ``url``'s server: empty, or a copy
+    of ``template`` (a file copy: seconds, where filling again takes many minutes)."""
     import asyncpg
 
     async def run() -> None:
         conn = await asyncpg.connect(url)
         await conn.execute("DROP DATABASE IF EXISTS decroche_bench WITH (FORCE)")
-        await conn.execute("CREATE DATABASE decroche_bench")
+        if template is None:
+            await conn.execute("CREATE DATABASE decroche_bench")
+        else:
+            await conn.execute(
+                f'CREATE DATABASE decroche_bench TEMPLATE "{template}" STRATEGY FILE_COPY'
+            )
         await conn.close()
 
     asyncio.run(run())
+    return _with_database(url, "decroche_bench")
+
+
+def _with_database(url: str, name: str) -> str:
     p = urlsplit(url)
-    return urlunsplit((p.scheme, p.netloc, "/decroche_bench", p.query, ""))
+    return urlunsplit((p.scheme, p.netloc, f"/{name}", p.query, ""))
 
 
-def prefill(dsn: str, calls: int) -> None:
-    """Fill the database with ``calls`` calls over two years (bench/report.py's), their
-    months registered and an event each, before the service starts: ingestion measured on
-    a database that is no longer new."""
+def prefilled_template(url: str, calls: int) -> str:
+    """The name of a database holding ``calls`` calls of history (bench/report.py's: the two
+    years before the simulated traffic), their months registered, an event each and the
+    daily rollup built, as a service that has run for years has it: made once on ``url``'s
+    server and kept, so that each run starts from a copy of the same database."""
+    import asyncpg
+
     from bench.report import fill, fill_events
     from service.db.migrate import apply_migrations
     from service.db.pool import create_pool
+    from service.metrics.rollup import refresh
+    from service.municipality import load_municipality
+    from service.settings import default_config_path
+
+    name = f"decroche_bench_prefill_{calls}"
+    first_day = TRAFFIC_FROM - timedelta(days=731)
+    done = f"{calls} calls from {first_day}, rollup built"
+
+    async def exists() -> bool:
+        conn = await asyncpg.connect(url)
+        try:
+            comment = await conn.fetchval(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+                name,
+            )
+            if comment == done:
+                return True
+            # Absent, made otherwise, or a fill that did not finish: start again.
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "{name}"')
+            return False
+        finally:
+            await conn.close()
 
     async def run() -> None:
-        pool = await create_pool(dsn, max_size=2, command_timeout=None)
+        pool = await create_pool(_with_database(url, name), max_size=2, command_timeout=None)
         try:
             async with pool.acquire() as conn:
                 await apply_migrations(conn)
-            await fill(pool, calls)
+            await fill(pool, calls, first_day=first_day)
             await fill_events(pool, calls)
+            # The service's own configuration: its rollup is the one the service reads.
+            days = await refresh(pool, load_municipality(default_config_path()), wait=True)
+            print(f"rollup of {days} days built", flush=True)
+            await pool.execute(f"COMMENT ON DATABASE \"{name}\" IS '{done}'")
         finally:
             await pool.close()
 
+    if asyncio.run(exists()):
+        print(f"reusing {name} ({done})", flush=True)
+        return name
     t0 = time.perf_counter()
     asyncio.run(run())
     print(f"prefilled {calls:,} calls in {time.perf_counter() - t0:.0f} s", flush=True)
+    return name
 
 
 def process_tree(pid: int) -> list[int]:
@@ -337,8 +383,9 @@ def main() -> None:
         type=int,
         default=0,
         metavar="CALLS",
-        help="first fill the database with this many calls over two years (needs "
-        "--database-url): figures on a database that is no longer new",
+        help="start from a database holding this many calls over two years (needs "
+        "--database-url; filled once and kept as decroche_bench_prefill_CALLS): figures "
+        "on a database that is no longer new",
     )
     ap.add_argument(
         "--server",
@@ -355,14 +402,15 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="decroche-bench-")
     env["DECROCHE_DATA_DIR"] = tmp
     env.pop("DATABASE_URL", None)
-    if args.database_url:
-        env["DATABASE_URL"] = _fresh_database(args.database_url)
     where = "PostgreSQL at DATABASE_URL" if args.database_url else "embedded PostgreSQL"
+    template = None
     if args.prefill:
         if not args.database_url:
             raise SystemExit("--prefill needs --database-url")
-        prefill(env["DATABASE_URL"], args.prefill)
+        template = prefilled_template(args.database_url, args.prefill)
         where += f", prefilled with {args.prefill:,} calls"
+    if args.database_url:
+        env["DATABASE_URL"] = _fresh_database(args.database_url, template)
 
     print(f"preparing {args.calls} calls …", flush=True)
     items = build(args.calls, url, seed=1)

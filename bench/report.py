@@ -26,7 +26,8 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import date
+from datetime import date, datetime
+from datetime import time as clock
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -50,7 +51,7 @@ SELECT date_trunc('month', s.started_at AT TIME ZONE 'UTC')::date, 'bench', 'B' 
        s.wait, s.answered, CASE WHEN s.answered THEN 'answered' ELSE 'abandoned' END, true
 FROM generate_series($1::bigint, $2::bigint) AS g,
 LATERAL (
-    SELECT (timestamp '2025-01-06 07:30' + make_interval(days => (g * 730 / $4)::int)
+    SELECT ($5::timestamp + make_interval(days => (g * 730 / $4)::int)
             + make_interval(secs => (random() * 36000)::int)) AT TIME ZONE 'Europe/Paris'
                AS started_at,
            random() < 0.86 AS answered,
@@ -76,9 +77,15 @@ def municipality_toml(services: int) -> str:
     return "\n".join(out) + "\n"
 
 
-async def fill(pool: object, calls: int, only: tuple[int, int] | None = None) -> None:
-    """``calls`` calls over two years; with ``only``, just the calls numbered in that range
-    (the same calls, at the same density: a database holding only those days)."""
+async def fill(
+    pool: object,
+    calls: int,
+    only: tuple[int, int] | None = None,
+    first_day: date = FIRST_DAY,
+) -> None:
+    """``calls`` calls over the two years from ``first_day``; with ``only``, just the calls
+    numbered in that range (the same calls, at the same density: a database holding only
+    those days)."""
     from tqdm import tqdm
 
     step = 500_000
@@ -92,13 +99,16 @@ async def fill(pool: object, calls: int, only: tuple[int, int] | None = None) ->
         await pool.execute(f'DROP INDEX "{r["indexname"]}"')  # type: ignore[attr-defined]
     await pool.execute(  # type: ignore[attr-defined]
         "SELECT ensure_month_partitions(ARRAY(SELECT d::date FROM generate_series("
-        "date '2025-01-01', date '2027-02-01', interval '1 month') AS d))"
+        "date_trunc('month', $1::date), $1::date + 731, interval '1 month') AS d))",
+        first_day,
     )
     first, last = only or (1, calls)
     with tqdm(total=last - first + 1, unit="call", desc="filling") as bar:
         for lo in range(first, last + 1, step):
             hi = min(last, lo + step - 1)
-            await pool.execute(FILL, lo, hi, SERVICES, calls)  # type: ignore[attr-defined]
+            await pool.execute(  # type: ignore[attr-defined]
+                FILL, lo, hi, SERVICES, calls, datetime.combine(first_day, clock(7, 30))
+            )
             bar.update(hi - lo + 1)
     # Every call's month, as ingestion registers it (the table writers look calls up in).
     await pool.execute(  # type: ignore[attr-defined]

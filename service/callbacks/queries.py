@@ -21,9 +21,10 @@ WHERE c.direction = 'inbound' AND NOT c.answered AND c.disposition IS NOT NULL
   -- and each probe below would otherwise search every month's index.)
   AND c.month >= first_month_of($1)
   AND NOT EXISTS (
+      -- (r.started_at >= $1 follows from the line before; said, it bounds the scan.)
       SELECT 1 FROM calls r
       WHERE r.caller_hash = c.caller_hash AND r.answered AND r.started_at > c.started_at
-        AND r.month >= first_month_of($1))
+        AND r.started_at >= $1 AND r.month >= first_month_of($1))
   AND NOT EXISTS (
       SELECT 1 FROM callback_marks k
       WHERE k.caller_hash = c.caller_hash AND k.done_at > c.started_at)
