@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from service.callbacks.queries import open_unanswered
 from service.calls.partitions import (
     Partitions,
     add_months,
@@ -27,6 +28,7 @@ from service.calls.queries import append_events
 from service.db.migrate import apply_migrations, available
 from service.demo.traffic import SimCall, build_callbacks
 from service.keys import DB_POOL, SETTINGS
+from service.wall.queries import in_progress
 from tests.support.traffic import events_of
 from tests.support.twilio_client import TwilioPoster
 from tests.test_migrations import empty_dsn as empty_dsn
@@ -172,20 +174,25 @@ async def test_partitions_are_made_ahead_once_even_when_raced(client: Client) ->
 # -- the migration ---------------------------------------------------------------------------
 
 
-async def test_the_migration_moves_existing_rows_unchanged(empty_dsn: str) -> None:
-    conn = await asyncpg.connect(empty_dsn)
-    try:
-        before = [m for m in available() if m.version < 12]
-        await conn.execute(
-            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
-            "applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        for mig in before:
+async def _migrate_before(conn: asyncpg.Connection, version: int) -> None:
+    """Bring an empty database to the schema just before migration ``version``."""
+    await conn.execute(
+        "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+        "applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    for mig in available():
+        if mig.version < version:
             await conn.execute(mig.sql)
             await conn.execute(
                 "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
                 mig.version, mig.name,
             )  # fmt: skip
+
+
+async def test_the_migration_moves_existing_rows_unchanged(empty_dsn: str) -> None:
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        await _migrate_before(conn, 12)
         # The old tables, with a call straddling November's end and one from last year.
         starts = (MIDNIGHT - timedelta(seconds=10), datetime(2025, 3, 3, 9, tzinfo=UTC))
         for n, started in enumerate(starts, 1):
@@ -233,5 +240,38 @@ async def test_the_migration_moves_existing_rows_unchanged(empty_dsn: str) -> No
                 "true)",
                 MIDNIGHT,
             )
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("had_bounds", [False, True], ids=["0012-as-landed", "0012-edited"])
+async def test_a_database_partitioned_earlier_gets_the_month_bounds(
+    empty_dsn: str, had_bounds: bool
+) -> None:
+    # 0012 landed without the bound functions the queries now use; for a while they were
+    # written into it. Both kinds of database must upgrade, and the queries then work.
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        await _migrate_before(conn, 13)
+        assert await conn.fetchval("SELECT to_regprocedure('first_month_of(timestamptz)')") is None
+        if had_bounds:
+            bounds = next(m for m in available() if m.version == 13).sql
+            await conn.execute(bounds.replace("CREATE OR REPLACE", "CREATE"))
+        applied = await apply_migrations(conn)
+        assert [m.version for m in applied] == [m.version for m in available() if m.version >= 13]
+        now = MIDNIGHT + timedelta(hours=10)
+        lost = now - timedelta(hours=1)
+        await conn.execute("SELECT ensure_month_partitions(ARRAY[date '2026-12-01'])")
+        await conn.execute(
+            "INSERT INTO calls (month, source, external_id, direction, started_at, answered, "
+            "disposition, caller_hash, time_from_events) VALUES ('2026-12-01', 'twilio', "
+            "'CA1', 'inbound', $1, false, 'abandoned', 'h1', true), ('2026-12-01', 'twilio', "
+            "'CA2', 'inbound', $2, false, NULL, 'h2', true)",
+            lost, now - timedelta(seconds=30),
+        )  # fmt: skip
+        open_calls = await open_unanswered(conn, now - timedelta(days=30), now)
+        assert [r["caller_hash"] for r in open_calls] == ["h1"]
+        waiting = await in_progress(conn, MIDNIGHT)
+        assert [r["started_at"] for r in waiting] == [now - timedelta(seconds=30)]
     finally:
         await conn.close()
