@@ -62,7 +62,7 @@ async def main_async(args: argparse.Namespace) -> None:
     from service.digest.message import Charts, build_message
     from service.digest.weeks import IsoWeek
     from service.metrics.rollup import refresh, span_days
-    from service.municipality import load_municipality
+    from service.municipality.model import load_municipality
 
     cfg = Path(tempfile.mkdtemp(prefix="decroche-digest-")) / "bench.toml"
     cfg.write_text(digest_toml(SERVICES), encoding="utf-8")

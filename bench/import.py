@@ -33,7 +33,7 @@ def write_log(path: Path, lines: int) -> int:
     """A queue_log of at least ``lines`` lines (whole days); returns the calls in it."""
     from service.demo.pbx import queue_log
     from service.demo.traffic import Profile, TrafficGenerator
-    from service.municipality import load_municipality
+    from service.municipality.model import load_municipality
     from service.settings import default_config_path
 
     m = load_municipality(default_config_path())

@@ -50,7 +50,7 @@ def build(calls: int, url: str, seed: int) -> list[Signed]:
     from twilio.request_validator import RequestValidator
 
     from service.demo.traffic import TrafficGenerator
-    from service.municipality import load_municipality
+    from service.municipality.model import load_municipality
     from service.settings import default_config_path
 
     m = load_municipality(default_config_path())
@@ -277,7 +277,7 @@ def prefilled_template(url: str, calls: int) -> str:
     from service.db.migrate import apply_migrations
     from service.db.pool import create_pool
     from service.metrics.rollup import refresh
-    from service.municipality import load_municipality
+    from service.municipality.model import load_municipality
     from service.settings import default_config_path
 
     name = f"decroche_bench_prefill_{calls}"

@@ -88,7 +88,7 @@ class Load:
         from twilio.request_validator import RequestValidator
 
         from service.demo.traffic import TrafficGenerator
-        from service.municipality import load_municipality
+        from service.municipality.model import load_municipality
         from service.settings import default_config_path
 
         self.bases = bases

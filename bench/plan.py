@@ -19,10 +19,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from campaigns.planner import plan_campaign
+from campaigns.plan.planner import plan_campaign
 from campaigns.spec import parse_campaign
-from service.calendar import Calendar
-from service.municipality import Municipality, parse_municipality
+from service.municipality.calendar import Calendar
+from service.municipality.model import Municipality, parse_municipality
 
 HOURS = [
     {d: ["08:30-12:00", "13:30-17:30"] for d in ("mon", "tue", "wed", "thu", "fri")},

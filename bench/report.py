@@ -154,7 +154,7 @@ async def main_async(args: argparse.Namespace) -> None:
     from service.db.pool import create_pool
     from service.metrics.report import engagement8
     from service.metrics.rollup import refresh, span_days
-    from service.municipality import load_municipality
+    from service.municipality.model import load_municipality
 
     cfg = Path(tempfile.mkdtemp(prefix="decroche-report-")) / "bench.toml"
     cfg.write_text(municipality_toml(SERVICES), encoding="utf-8")

@@ -30,11 +30,11 @@ from tqdm import tqdm
 
 from bench.databases import fresh_database
 from campaigns import flows
-from campaigns.runner import CampaignRunner
-from service.calendar import Calendar
+from campaigns.run.runner import CampaignRunner
 from service.db.migrate import apply_migrations
 from service.db.pool import create_pool
-from service.mail import Mailer
+from service.municipality.calendar import Calendar
+from service.outside.mail import Mailer
 from service.settings import REPO_CONFIG, load_settings
 from tests.support.smtp import Inbox, smtp_server
 

@@ -95,7 +95,7 @@ def build(
     from twilio.request_validator import RequestValidator
 
     from service.demo.traffic import TrafficGenerator, rfc2822
-    from service.municipality import load_municipality
+    from service.municipality.model import load_municipality
 
     m = load_municipality(config)
 

@@ -1,113 +1,85 @@
-"""Did the telephony see the mystery calls? (pure) — the cross-check of a campaign.
-
-Every mystery call that was really made is looked for among the inbound calls the
-telephony sources recorded on its target number:
-
-- an **assisted** call or a **probe**, from a minute before Décroché placed it (clocks
-  differ) to ``PLACED_WINDOW`` after (the evaluator picks up, hears the briefing, then the target
-  rings), coming from ``DECROCHE_TWILIO_CALLER_ID``;
-- a **manual** call with an evaluation, from ``MANUAL_BEFORE`` before its slot to
-  ``MANUAL_AFTER`` after (evaluators are not exact), coming from the evaluator's phone when
-  the campaign gives it.
-
-A recorded call from the expected number wins; a call with a withheld number comes next
-(the caller's number may not be presented); when the expected number is unknown, the call
-nearest the expected time. Each recorded call explains one mystery call at most.
-
-A mystery call that no recorded call explains was **not seen** — an ingestion gap (a source
-not connected, a webhook lost). An assisted call the service answered (Twilio says so)
-that the telephony recorded as not answered, or the reverse, was **seen otherwise**. Calls
-Twilio could not connect (the evaluator did not answer, the line was busy, a failure) are
-not looked for: the telephony cannot have seen them.
-"""
+"""The cross-check of a campaign against the calls its telephony sources recorded (the rule
+is ``campaigns/score/crosscheck.py``; this gathers both sides from PostgreSQL)."""
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
-PLACED_WINDOW = timedelta(minutes=5)
-MANUAL_BEFORE = timedelta(minutes=30)
-MANUAL_AFTER = timedelta(minutes=90)
-LOOKED_FOR = {"answered", "target-no-answer"}  # outcomes the telephony must have seen
+from campaigns.score.crosscheck import LOOKED_FOR, Made, Seen, cross_check, window
+from service.privacy import Pseudonymiser
 
-
-@dataclass(frozen=True)
-class Made:
-    """A mystery call that was made, as the campaign knows it."""
-
-    call_id: int
-    mode: str
-    number: str
-    expected_at: datetime  # placed (assisted, probe) or planned (manual)
-    caller_hash: str | None  # of the number it came from, when known
-    answered: bool | None  # as Twilio saw it (assisted, probe); None: unknown
+MADE = """
+SELECT m.id, m.mode, m.number, m.scheduled_at, m.evaluator, r.placed_at, r.outcome, r.kind,
+       EXISTS (SELECT 1 FROM evaluations e WHERE e.mystery_call_id = m.id) AS evaluated
+FROM mystery_calls m LEFT JOIN mystery_runs r ON r.mystery_call_id = m.id
+WHERE m.campaign_id = $1 AND m.status <> 'replanned'
+ORDER BY coalesce(r.placed_at, m.scheduled_at), m.id
+"""
 
 
-@dataclass(frozen=True)
-class Seen:
-    """An inbound call the telephony recorded."""
+async def telephony_check(
+    conn: Any,
+    campaign: Mapping[str, Any],
+    *,
+    secret_key: str | None,
+    caller_id: str | None,
+    now: datetime,
+    tz: ZoneInfo,
+) -> dict[str, Any]:
+    """``{"checked", "seen", "pending", "discrepancies": [...]}`` for the campaign's results."""
+    hash_of = Pseudonymiser(secret_key) if secret_key else None
 
-    id: int
-    line: str | None
-    started_at: datetime
-    answered: bool
-    caller_hash: str | None
+    def hashed(number: str | None) -> str | None:
+        return hash_of(number)[0] if hash_of is not None and number else None
 
-
-@dataclass(frozen=True)
-class Finding:
-    call_id: int
-    seen_id: int | None
-    problem: str | None  # None: seen as expected
-
-    def as_dict(self) -> dict[str, object]:
-        return {"call": self.call_id, "telephony_call": self.seen_id, "problem": self.problem}
-
-
-def window(m: Made) -> tuple[datetime, datetime]:
-    if m.mode == "manual":
-        return m.expected_at - MANUAL_BEFORE, m.expected_at + MANUAL_AFTER
-    return m.expected_at - timedelta(minutes=1), m.expected_at + PLACED_WINDOW
-
-
-def cross_check(made: Sequence[Made], seen: Sequence[Seen]) -> list[Finding]:
-    """One finding per made call, in the order given (earliest first is fairest: an early
-    call takes its recorded call before a later one could)."""
-    used: set[int] = set()
-    by_line: dict[str | None, list[Seen]] = {}
-    for s in sorted(seen, key=lambda s: s.started_at):
-        by_line.setdefault(s.line, []).append(s)
-    starts = {line: [s.started_at for s in calls] for line, calls in by_line.items()}
-    out = []
-    for m in made:
-        lo, hi = window(m)
-        calls = by_line.get(m.number, [])
-        first = bisect.bisect_left(starts.get(m.number, []), lo)
-        last = bisect.bisect_right(starts.get(m.number, []), hi)
-        here = [s for s in calls[first:last] if s.id not in used]
-        best = _best(m, here)
-        if best is None:
-            out.append(Finding(m.call_id, None, "not seen by the telephony (ingestion gap?)"))
+    phones = {e["email"]: e.get("phone") for e in campaign["spec"]["evaluators"]}
+    rows = await conn.fetch(MADE, campaign["id"])
+    made, pending, by_id = [], 0, {}
+    for r in rows:
+        if r["kind"] is not None and r["outcome"] in LOOKED_FOR:
+            answered = r["outcome"] == "answered" if r["kind"] == "assisted" else None
+            m = Made(r["id"], r["kind"], r["number"], r["placed_at"], hashed(caller_id), answered)
+        elif r["mode"] == "manual" and r["evaluated"]:
+            m = Made(r["id"], "manual", r["number"], r["scheduled_at"],
+                     hashed(phones.get(r["evaluator"])), None)  # fmt: skip
+        else:
             continue
-        used.add(best.id)
-        problem = None
-        if m.mode == "assisted" and m.answered is not None and m.answered != best.answered:
-            said = "answered" if best.answered else "not answered"
-            twilio = "answered" if m.answered else "not answered"
-            problem = f"seen as {said}, while Twilio saw it {twilio}"
-        out.append(Finding(m.call_id, best.id, problem))
-    return out
-
-
-def _best(m: Made, here: list[Seen]) -> Seen | None:
-    def near(s: Seen) -> float:
-        return abs((s.started_at - m.expected_at).total_seconds())
-
-    if m.caller_hash is not None:
-        same = [s for s in here if s.caller_hash == m.caller_hash]
-        withheld = [s for s in here if s.caller_hash is None]
-        here = same or withheld
-    return min(here, key=near, default=None)
+        if window(m)[1] > now:
+            pending += 1  # the telephony may still report it
+            continue
+        made.append(m)
+        by_id[m.call_id] = r
+    seen: list[Seen] = []
+    if made:
+        # Only the calls inside some window (calls_line_started serves each one).
+        windows = [window(m) for m in made]
+        found = await conn.fetch(
+            "SELECT DISTINCT c.id, c.line, c.started_at, c.answered, c.caller_hash "
+            "FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS w(line, lo, hi) "
+            "JOIN calls c ON c.line = w.line AND c.started_at BETWEEN w.lo AND w.hi "
+            "WHERE c.direction = 'inbound'",
+            [m.number for m in made],
+            [lo for lo, _ in windows],
+            [hi for _, hi in windows],
+        )
+        seen = [Seen(f["id"], f["line"], f["started_at"], f["answered"], f["caller_hash"])
+                for f in found]  # fmt: skip
+    findings = cross_check(made, seen)
+    wrong = [f for f in findings if f.problem is not None]
+    return {
+        "checked": len(findings),
+        "seen": sum(f.seen_id is not None for f in findings),
+        "pending": pending,
+        "discrepancies": [
+            {
+                **f.as_dict(),
+                "mode": by_id[f.call_id]["mode"],
+                "number": by_id[f.call_id]["number"],
+                "scheduled_at": by_id[f.call_id]["scheduled_at"].astimezone(tz).isoformat(),
+            }
+            for f in wrong
+        ],
+    }

@@ -1,7 +1,7 @@
 """The mystery calls of one week, for the weekly digest: per campaign that had calls that
 week, what was planned, done and missed, the mean score and pass rate (overall and per
 service), the weakest items, and the calls the telephony saw wrongly. Wired into the digest
-by the composition root (``service/app.py``, ``service/cli.py``)."""
+by the composition root (``service/app.py``, ``service/cli/main.py``)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from datetime import date, datetime, time, timedelta
 import asyncpg
 
 from campaigns import queries
-from campaigns.crosscheck_flow import telephony_check
-from campaigns.grid_store import stored_grid
-from campaigns.grids import Grid
-from campaigns.results import CallRow, EvalRow, figures, item_figures
-from service.digest.model import MysteryService, MysterySource, MysteryWeek
-from service.municipality import Municipality
+from campaigns.crosscheck import telephony_check
+from campaigns.grids.model import Grid
+from campaigns.grids.store import stored_grid
+from campaigns.score.results import CallRow, EvalRow, figures, item_figures
+from service.digest.build import MysterySource
+from service.digest.model import MysteryService, MysteryWeek
+from service.municipality.model import Municipality
 from service.settings import Settings
 
 WEAKEST = 3

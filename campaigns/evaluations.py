@@ -18,8 +18,8 @@ import asyncpg
 
 from campaigns import payloads, queries
 from campaigns.flows import CampaignError
-from campaigns.grid_store import stored_grid
-from campaigns.scoring import AnswerError, check_answers, score
+from campaigns.grids.store import stored_grid
+from campaigns.score.scoring import AnswerError, check_answers, score
 from service.accounts.model import Principal, Role
 
 

@@ -14,12 +14,12 @@ from typing import Any
 import asyncpg
 
 from campaigns import payloads, queries
-from campaigns.crosscheck_flow import telephony_check
-from campaigns.grid_library import GridLibrary, search_path
-from campaigns.grid_store import GridConflict, GridNotFound, resolve_grid, stored_grid
-from campaigns.grids import Grid
-from campaigns.planner import KeptCall, Plan, PlanError, plan_campaign
-from campaigns.results import (
+from campaigns.crosscheck import telephony_check
+from campaigns.grids.library import GridLibrary, search_path
+from campaigns.grids.model import Grid
+from campaigns.grids.store import GridConflict, GridNotFound, resolve_grid, stored_grid
+from campaigns.plan.planner import KeptCall, Plan, PlanError, plan_campaign
+from campaigns.score.results import (
     MISSED_AFTER,
     CallRow,
     EvalRow,
@@ -27,8 +27,8 @@ from campaigns.results import (
     comparison,
 )
 from campaigns.spec import CampaignSpec, parse_campaign
-from service.calendar import Calendar
-from service.config_tables import ConfigError
+from service.municipality.calendar import Calendar
+from service.municipality.tables import ConfigError
 from service.settings import Settings
 
 REPLAN_KEYS = frozenset(

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from campaigns.grids import Grid
-from campaigns.results import state
-from campaigns.voice import OUTCOMES
+from campaigns.grids.model import Grid
+from campaigns.run.voice import OUTCOMES
+from campaigns.score.results import state
 
 
 def call_json(

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from campaigns.planner import PlannedCall
+from campaigns.plan.planner import PlannedCall
 
 T = TypeVar("T")
 
@@ -22,11 +22,11 @@ CALL_COLUMNS = (
     "m.id, m.campaign_id, m.plan_revision, m.scheduled_at, m.service, m.number, m.scenario, "
     "m.evaluator, m.mode, m.half_day, m.moment, m.status, m.status_reason, m.status_by, "
     "m.status_at, m.moved_from, m.moved_reason, "
-    # the call sheet's claim for the current slot (campaigns/runner.py): sent, or why not
+    # the call sheet's claim for the current slot (campaigns/run/runner.py): sent, or why not
     "(SELECT jsonb_build_object('outcome', rc.outcome, 'at', rc.finished_at) FROM run_claims rc "
     "WHERE rc.key = 'sheet:' || m.id || ':' || extract(epoch FROM m.scheduled_at)::bigint) "
     "AS sheet, "
-    # what Twilio did for an assisted call or a probe (campaigns/voice.py)
+    # what Twilio did for an assisted call or a probe (campaigns/run/voice.py)
     "(SELECT r.outcome FROM mystery_runs r WHERE r.mystery_call_id = m.id) AS run_outcome"
 )
 EVAL_COLUMNS = (

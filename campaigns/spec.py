@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from service.accounts.model import normalise_email
-from service.config_tables import (
+from service.municipality.model import E164_RE, SLUG_RE, Municipality
+from service.municipality.tables import (
     WEEKDAYS,
     ConfigError,
     Interval,
@@ -25,7 +26,6 @@ from service.config_tables import (
     read_dates,
     read_hours,
 )
-from service.municipality import E164_RE, SLUG_RE, Municipality
 
 MODES = ("manual", "assisted", "probe")  # probe: a closed-hours call placed by Twilio
 MAX_DAYS = 366

@@ -2,7 +2,7 @@
 
 import sys
 
-from service.cli import main
+from service.cli.main import main
 
 # Guarded: an import's parsing process (spawned) must not run the command again.
 if __name__ == "__main__":

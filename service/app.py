@@ -13,25 +13,21 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from aiohttp import web
 
-from campaigns.api import setup_campaign_api
 from campaigns.digest_week import mystery_source
-from campaigns.recordings import recordings_job
-from campaigns.runner import CampaignRunner
-from campaigns.views import setup_campaign_pages
-from service.api.accounts import setup_account_routes
-from service.api.callbacks import setup_callback_routes
-from service.api.calls import get_calls
-from service.api.engagement8 import get_affluence, get_engagement8
-from service.api.health import healthz, metrics
-from service.api.privacy import setup_privacy_routes
-from service.calendar import Calendar
+from campaigns.run.recordings import recordings_job
+from campaigns.run.runner import CampaignRunner
+from campaigns.web import routes as campaign_routes
+from service.accounts import login
+from service.accounts import views as account_views
+from service.callbacks import views as callback_views
+from service.calls import views as call_views
 from service.calls.folder import Folder
 from service.calls.ingest import Ingestor
 from service.calls.partitions import make_ahead
 from service.calls.rebuild import Parser
 from service.db.pool import database_ctx
+from service.digest import views as digest_views
 from service.digest.delivery import DigestSender
-from service.digest.views import setup_digest_routes
 from service.keys import (
     CALENDAR,
     DB_POOL,
@@ -43,27 +39,46 @@ from service.keys import (
     SETTINGS,
     WALL,
 )
-from service.mail import Mailer
+from service.metrics import views as metric_views
 from service.metrics.rollup import Refresher
+from service.municipality.calendar import Calendar
 from service.observability import Metrics
+from service.outside.mail import Mailer
+from service.outside.twilio.rest import TwilioRest
 from service.privacy import Pseudonymiser
+from service.privacy import views as privacy_views
 from service.privacy.retention import retention_job
 from service.scheduler import Scheduler, daily, every, weekly
 from service.settings import Settings
-from service.twilio_rest import TwilioRest
+from service.wall import views as wall_views
 from service.wall.hub import WallHub
-from service.wall.views import setup_wall_routes
+from service.web import health, pages
 from service.web.auth import auth_middleware
 from service.web.errors import error_middleware
-from service.web.login import setup_login
-from service.web.pages import setup_pages
 from service.web.security import MAX_BODY, security_middleware
 from webhooks import asterisk, cdr, twilio
-from webhooks.routes import setup_routes as setup_webhooks
+from webhooks import routes as webhook_routes
 
 log = logging.getLogger(__name__)
 
-DIGEST_RETRY_S = 60.0  # how often due digests and retries are looked for
+DIGEST_RETRY_S = 60.0
+
+# Every package that answers HTTP, each adding its own routes; the order matters only for
+# the pages' catch-alls, which come last.
+ROUTES = (
+    health,
+    call_views,
+    metric_views,
+    account_views,
+    privacy_views,
+    callback_views,
+    wall_views,
+    campaign_routes,
+    digest_views,
+    webhook_routes,
+    login,
+    pages,
+)  # how often due digests and retries are looked for
 
 
 async def ingestion_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -180,19 +195,6 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(scheduler_ctx)
     app.cleanup_ctx.append(wall_ctx)
     app.on_shutdown.append(_end_streams)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/api/v1/calls", get_calls)
-    app.router.add_get("/api/v1/engagement8", get_engagement8)
-    app.router.add_get("/api/v1/affluence", get_affluence)
-    setup_account_routes(app)
-    setup_privacy_routes(app)
-    setup_callback_routes(app)
-    setup_wall_routes(app)
-    setup_campaign_api(app)
-    setup_campaign_pages(app)
-    setup_digest_routes(app)
-    setup_webhooks(app)
-    setup_login(app)
-    setup_pages(app)
+    for package in ROUTES:
+        package.setup_routes(app)
     return app

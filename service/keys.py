@@ -8,10 +8,10 @@ import asyncpg
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from service.calendar import Calendar
     from service.calls.folder import Folder
     from service.calls.ingest import Ingestor
     from service.digest.delivery import DigestSender
+    from service.municipality.calendar import Calendar
     from service.observability import Metrics
     from service.scheduler import Scheduler
     from service.settings import Settings

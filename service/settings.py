@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 import platformdirs
 
-from service.mail import parse_smtp_url
-from service.municipality import ConfigError, Municipality, load_municipality
+from service.municipality.model import ConfigError, Municipality, load_municipality
+from service.outside.mail import parse_smtp_url
 
 REPO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "decroche.toml"
 

@@ -31,6 +31,7 @@ from service.calls.queries import (
     INSERT_EVENTS_FAST,
     HeldCalls,
     fold_pending,
+    quarantine,
     write_held,
 )
 from service.privacy import Pseudonymiser
@@ -171,11 +172,7 @@ class _Writer:
             await self._partitions.ensure(conn, batch.months)
             if batch.refused:
                 async with conn.transaction():
-                    await conn.executemany(
-                        "INSERT INTO quarantine (source, reason, content_type, line_no, body) "
-                        "VALUES ($1, $2, 'text/plain', $3, $4)",
-                        [(self._source, reason, no, body) for reason, no, body in batch.refused],
-                    )
+                    await quarantine(conn, self._source, "text/plain", batch.refused)
                     new = await self._append(conn, batch, position)
             else:
                 # One statement, so one round trip and its own transaction.

@@ -20,7 +20,7 @@ from service.calls.model import Event
 from service.calls.queries import quarantine
 from service.db.errors import StorageUnavailable, is_unavailable
 from service.keys import DB_POOL, INGESTOR, METRICS, SETTINGS
-from service.twilio_signing import signed_url
+from service.outside.twilio.signing import signed_url
 from service.web.bodies import TooLarge, read_limited
 from service.web.errors import json_error, unavailable
 from webhooks import asterisk, cdr, signing, twilio
@@ -40,12 +40,9 @@ async def _read_body(request: web.Request, limit: int = MAX_WEBHOOK_BODY) -> byt
 
 
 async def _quarantine(request: web.Request, source: str, reason: str, body: bytes) -> None:
+    text = body.decode("utf-8", errors="replace")
     await quarantine(
-        request.app[DB_POOL],
-        source=source,
-        reason=reason,
-        body=body.decode("utf-8", errors="replace"),
-        content_type=request.headers.get("Content-Type"),
+        request.app[DB_POOL], source, request.headers.get("Content-Type"), [(reason, None, text)]
     )
 
 
@@ -152,13 +149,11 @@ async def _store_batch(
         # stores the events as duplicates and the refused parts once.
         result = await request.app[INGESTOR].ingest(events)
         if bodies:
-            await request.app[DB_POOL].executemany(
-                "INSERT INTO quarantine (source, reason, content_type, line_no, body) "
-                "VALUES ($1, $2, $3, $4, $5)",
-                [
-                    (source, reason, request.headers.get("Content-Type"), no, body)
-                    for reason, body, no in bodies
-                ],
+            await quarantine(
+                request.app[DB_POOL],
+                source,
+                request.headers.get("Content-Type"),
+                [(reason, no, body) for reason, body, no in bodies],
             )
     except Exception as exc:
         if isinstance(exc, StorageUnavailable) or is_unavailable(exc):

@@ -15,7 +15,7 @@ from typing import TypedDict
 from xml.sax.saxutils import escape
 
 from service.calls.model import Disposition, Event, Kind
-from service.twilio_signing import signature_valid
+from service.outside.twilio.signing import signature_valid
 from webhooks.errors import Malformed
 
 __all__ = ["SOURCE", "Malformed", "parse", "signature_valid", "twiml_answer"]

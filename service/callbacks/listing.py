@@ -6,9 +6,9 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from service.calendar import Calendar
 from service.callbacks import queries
 from service.callbacks.rules import Callback, open_callbacks_from
+from service.municipality.calendar import Calendar
 
 
 async def open_callbacks(

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from service.calendar import Calendar, day_start
-from service.municipality import ServiceConfig
+from service.municipality.calendar import Calendar, day_start
+from service.municipality.model import ServiceConfig
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -320,26 +320,23 @@ async def upsert_calls(
     await conn.execute("SELECT pg_notify($1, '')", CALLS_CHANNEL)
 
 
+# One refused part: why it was refused, its line or row number (None for a whole body), the text.
+Refusal = tuple[str, int | None, str]
+
+
 async def quarantine(
     conn: asyncpg.Connection | asyncpg.Pool,
-    *,
     source: str,
-    reason: str,
-    body: str,
-    content_type: str | None = None,
-    line_no: int | None = None,
-) -> int:
-    """Keep a refused payload with the reason it was refused; returns its id."""
-    value = await conn.fetchval(
+    content_type: str | None,
+    refused: Iterable[Refusal],
+) -> None:
+    """Keep refused payloads with the reason each was refused (the one writer of the
+    quarantine: webhooks, file imports and the mystery-call callbacks alike)."""
+    await conn.executemany(
         "INSERT INTO quarantine (source, reason, content_type, line_no, body) "
-        "VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        source,
-        reason,
-        content_type,
-        line_no,
-        body,
+        "VALUES ($1, $2, $3, $4, $5)",
+        [(source, reason, content_type, line_no, body) for reason, line_no, body in refused],
     )
-    return int(value)
 
 
 CALL_COLUMNS = (

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from service.municipality import Municipality
+from service.municipality.model import Municipality
 from service.settings import REPO_CONFIG
 
 log = logging.getLogger(__name__)

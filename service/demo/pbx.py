@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from service.demo.traffic import SimCall
-from service.municipality import Municipality
+from service.municipality.model import Municipality
 
 # Lines about no call, as a FreePBX log has them around the calls.
 _MEMBER_EVENTS = ("ADDMEMBER", "PAUSE", "UNPAUSE", "REMOVEMEMBER", "PAUSEALL", "UNPAUSEALL")

@@ -21,7 +21,7 @@ import aiohttp
 from twilio.request_validator import RequestValidator
 
 from service.demo.traffic import Params, Profile, SimCall, TrafficGenerator
-from service.municipality import Municipality
+from service.municipality.model import Municipality
 
 log = logging.getLogger(__name__)
 

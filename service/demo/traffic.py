@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from email.utils import format_datetime
 
-from service.calendar import Calendar
-from service.municipality import Municipality, ServiceConfig
+from service.municipality.calendar import Calendar
+from service.municipality.model import Municipality, ServiceConfig
 
 Params = dict[str, str]
 

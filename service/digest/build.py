@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
 
-from service.calendar import Calendar
 from service.callbacks.listing import open_callbacks
 from service.digest.model import (
     Digest,
     HalfHour,
-    MysterySource,
     MysteryWeek,
     ServiceWeek,
     TrendPoint,
@@ -26,11 +24,18 @@ from service.digest.weeks import IsoWeek
 from service.metrics.definitions import Counts, figures
 from service.metrics.queries import half_hour_rows
 from service.metrics.report import engagement8
-from service.municipality import Municipality, Policy
+from service.municipality.calendar import Calendar
+from service.municipality.model import Municipality, Policy
 
 TREND_WEEKS = 4
 WORST_PER_SERVICE = 3
 ZERO = figures(Counts(), Policy())  # a group with no call: zeros and nulls
+
+# Where the mystery-call section comes from: the campaigns package, wired in by the
+# composition root (the core never imports it).
+MysterySource = Callable[
+    [asyncpg.Pool, Municipality, date, date, datetime], Awaitable[list[MysteryWeek]]
+]
 
 
 def worst_half_hours(rows: Iterable[HalfHour], n: int = WORST_PER_SERVICE) -> list[HalfHour]:

@@ -22,12 +22,12 @@ from typing import Any
 import asyncpg
 
 from service.digest import queries as q
-from service.digest.build import build_digest
+from service.digest.build import MysterySource, build_digest
 from service.digest.message import Charts, build_message
-from service.digest.model import Digest, MysterySource
+from service.digest.model import Digest
 from service.digest.weeks import CATCH_UP, IsoWeek, due_week
-from service.mail import Mailer, MailUnavailable
-from service.municipality import Municipality
+from service.municipality.model import Municipality
+from service.outside.mail import Mailer, MailUnavailable
 from service.scheduler import instance_id
 
 log = logging.getLogger(__name__)

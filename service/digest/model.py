@@ -3,15 +3,12 @@ for each recipient (render.py) and served by the API (views.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-import asyncpg
-
 from service.digest.weeks import IsoWeek
-from service.municipality import Municipality
 
 
 @dataclass(frozen=True)
@@ -115,10 +112,3 @@ class Digest:
     def judged(self) -> list[ServiceWeek]:
         """The services with a verdict this week (offered calls), configuration order."""
         return [s for s in self.services if s.slug is not None and s.met is not None]
-
-
-# Where the mystery-call section comes from: the campaigns package, wired in by the
-# composition root (the core never imports it).
-MysterySource = Callable[
-    [asyncpg.Pool, Municipality, date, date, datetime], Awaitable[list[MysteryWeek]]
-]

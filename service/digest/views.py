@@ -92,7 +92,7 @@ async def digest_page(request: web.Request) -> web.FileResponse:
     return template("digest.html")
 
 
-def setup_digest_routes(app: web.Application) -> None:
+def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/digest", get_digest)
     app.router.add_get("/api/v1/digest/preview", get_preview)
     app.router.add_get("/synthese", digest_page)

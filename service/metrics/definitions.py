@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from service.municipality import Policy
+from service.municipality.model import Policy
 
 FIGURES = (
     "received",

@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from service.calendar import Calendar, day_start
-from service.municipality import Municipality
+from service.municipality.calendar import Calendar, day_start
+from service.municipality.model import Municipality
 
 UNKNOWN = "~unknown"  # the group key of calls on lines no service claims (no slug has "~")
 

@@ -15,7 +15,7 @@ import asyncpg
 from service.metrics.definitions import DEFINITIONS_FR, Counts, figures
 from service.metrics.queries import UNKNOWN, affluence_rows, figure_rows
 from service.metrics.rollup import fingerprint
-from service.municipality import Municipality, Policy
+from service.municipality.model import Municipality, Policy
 
 UNKNOWN_NAME = "Ligne inconnue"
 

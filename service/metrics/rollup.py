@@ -32,7 +32,7 @@ import asyncpg
 
 from service.db.errors import is_unavailable
 from service.metrics.queries import build_rollup_days
-from service.municipality import Municipality
+from service.municipality.model import Municipality
 
 log = logging.getLogger(__name__)
 

@@ -22,13 +22,13 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from service.municipality import PrivacyConfig
+from service.municipality.model import PrivacyConfig
+from service.outside.twilio.rest import TwilioRest
 from service.privacy import queries
 from service.privacy.pseudonyms import Pseudonymiser
 from service.privacy.recordings import Outcome, RecordingDeleter, delete_recording
 from service.privacy.scrub import literal_replacer, mask_numbers, number_replacer
 from service.settings import Settings
-from service.twilio_rest import TwilioRest
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import asyncpg
 
-from service.calendar import Calendar
 from service.db.errors import is_unavailable
+from service.municipality.calendar import Calendar
 from service.wall.queries import CHANNEL
 from service.wall.rules import next_midnight
 from service.wall.snapshot import build_snapshot, comparable

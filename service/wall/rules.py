@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from service.calendar import day_start
-from service.municipality import Policy
+from service.municipality.calendar import day_start
+from service.municipality.model import Policy
 
 RED_GAP = 0.10  # points below a target that turn a tile red
 

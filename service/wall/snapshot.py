@@ -14,9 +14,9 @@ from typing import Any
 
 import asyncpg
 
-from service.calendar import Calendar
 from service.callbacks.listing import open_callbacks
 from service.metrics.report import engagement8
+from service.municipality.calendar import Calendar
 from service.wall import queries
 from service.wall.rules import RULE_FR, status
 

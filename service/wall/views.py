@@ -65,7 +65,7 @@ def _event(snapshot: dict[str, object]) -> bytes:
     return b"event: snapshot\ndata: " + orjson.dumps(snapshot) + b"\n\n"
 
 
-def setup_wall_routes(app: web.Application) -> None:
+def setup_routes(app: web.Application) -> None:
     app.router.add_get("/mur", wall_page)
     app.router.add_get("/api/v1/wall", get_wall)
     app.router.add_get("/api/v1/wall/stream", stream_wall)

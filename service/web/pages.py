@@ -39,6 +39,6 @@ def forbidden_page() -> web.Response:
     )
 
 
-def setup_pages(app: web.Application) -> None:
+def setup_routes(app: web.Application) -> None:
     app.router.add_get("/", dashboard)
     app.router.add_static("/static/", STATIC, name="static")

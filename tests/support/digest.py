@@ -9,12 +9,12 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from service.calendar import Calendar
 from service.demo.traffic import SimCall
 from service.digest.weeks import IsoWeek
-from service.municipality import DigestConfig, Municipality, load_municipality
+from service.municipality.calendar import Calendar
+from service.municipality.model import DigestConfig, Municipality, load_municipality
 from tests.conftest import TEST_CONFIG
-from tests.test_engagement8 import PARIS, call
+from tests.service.metrics.test_engagement8 import PARIS, call
 
 WEEK = IsoWeek(2026, 43)  # Monday 19 – Sunday 25 October 2026: summer time ends on Sunday
 ACCUEIL, ETAT_CIVIL, ASTREINTE, UNKNOWN = (

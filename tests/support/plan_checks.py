@@ -13,10 +13,10 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 
-from campaigns.planner import PlannedCall
+from campaigns.plan.planner import PlannedCall
 from campaigns.spec import CampaignSpec, Evaluator, Target
-from service.calendar import Calendar
-from service.config_tables import Interval
+from service.municipality.calendar import Calendar
+from service.municipality.tables import Interval
 
 NOON = time(13, 0)
 

@@ -13,16 +13,16 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from campaigns.runner import CampaignRunner
+from campaigns.run.runner import CampaignRunner
 from service.app import create_app
 from service.keys import DB_POOL
-from service.mail import Mailer
+from service.outside.mail import Mailer
+from service.outside.twilio.rest import TwilioRest
 from service.settings import Settings
-from service.twilio_rest import TwilioRest
+from tests.campaigns.run.test_campaign_runner import WEEK, Clock
+from tests.campaigns.web.test_campaigns_api import body
 from tests.conftest import ADMIN_HEADERS, AUTH_TOKEN, Database, make_settings
 from tests.support.fake_twilio import Behaviour, FakeTwilio
-from tests.test_campaign_runner import WEEK, Clock
-from tests.test_campaigns_api import body
 
 Client = TestClient[web.Request, web.Application]
 CALLER_ID = "+33100009999"

@@ -1,0 +1,1 @@
+"""Mystery-call grids: the TOML model (pure), where grid files are found, the stored versions."""

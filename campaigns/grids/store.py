@@ -1,0 +1,154 @@
+"""Grid versions in the database: a version, once used by an evaluation, never changes.
+
+A campaign refers to the stored version of its grid. Storing a file's grid again with the
+same content changes nothing; with another content under the same slug and version it
+replaces the stored definition only while no evaluation uses it — after that it is
+refused, and the message says to raise ``version``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from campaigns.grids.library import GridLibrary
+from campaigns.grids.model import Grid, parse_grid
+
+
+class GridConflict(ValueError):
+    """Another content under a grid version that evaluations already use."""
+
+
+class GridNotFound(LookupError):
+    pass
+
+
+async def store_grid(conn: Any, grid: Grid, source: str, origin: str) -> int:
+    """The id of ``grid``'s stored version, storing or updating it (see the module)."""
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            "SELECT id, digest FROM grids WHERE slug = $1 AND version = $2 FOR UPDATE",
+            grid.slug,
+            grid.version,
+        )
+        if row is None:
+            gid: int | None = await conn.fetchval(
+                "INSERT INTO grids (slug, version, name, definition, digest, source, origin) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7) "
+                "ON CONFLICT (slug, version) DO NOTHING RETURNING id",
+                grid.slug,
+                grid.version,
+                grid.name,
+                grid.as_dict(),
+                grid.digest,
+                source,
+                origin,
+            )
+            if gid is None:  # stored by another writer meanwhile: compare with theirs
+                return await store_grid(conn, grid, source, origin)
+            return gid
+        if row["digest"] == grid.digest:
+            return int(row["id"])
+        await _refuse_if_used(conn, int(row["id"]), grid, origin)
+        await conn.execute(
+            "UPDATE grids SET name = $2, definition = $3, digest = $4, source = $5, "
+            "origin = $6, updated_at = now() WHERE id = $1",
+            row["id"],
+            grid.name,
+            grid.as_dict(),
+            grid.digest,
+            source,
+            origin,
+        )
+        return int(row["id"])
+
+
+async def _refuse_if_used(conn: Any, grid_id: int, grid: Grid, origin: str) -> None:
+    """Another content for the stored version ``grid_id``: refused once an evaluation uses it."""
+    used = await conn.fetchval("SELECT count(*) FROM evaluations WHERE grid_id = $1", grid_id)
+    if used:
+        raise GridConflict(
+            f"grid {grid.label} ({origin}) differs from the stored version that "
+            f"{used} evaluation(s) use; a used version never changes: give the grid "
+            f"version = {grid.version + 1}"
+        )
+
+
+async def stored_grid(conn: Any, grid_id: int, *, lock: bool = False) -> Grid:
+    """A stored grid; ``lock`` holds it (share mode) until the transaction ends, so that
+    nobody replaces its definition while an evaluation scored with it is being saved."""
+    sql = (
+        "SELECT definition FROM grids WHERE id = $1 FOR SHARE"
+        if lock
+        else "SELECT definition FROM grids WHERE id = $1"
+    )
+    definition = await conn.fetchval(sql, grid_id)
+    if definition is None:
+        raise GridNotFound(f"no stored grid {grid_id}")
+    return parse_grid(definition, f"stored grid {grid_id}")
+
+
+async def resolve_grid(
+    conn: Any, library: GridLibrary, slug: str, version: int | None, *, store: bool = True
+) -> tuple[int | None, Grid]:
+    """The stored id and grid a campaign names: the file's when a file has it (stored or
+    updated first), else the stored one; without a version, the highest there is.
+
+    ``store=False`` changes nothing (a plan's preview, reading a grid): it answers what
+    storing would give — the id is None for a file's version not stored yet — and refuses
+    what storing would refuse."""
+    stored = await conn.fetch(
+        "SELECT id, version, digest FROM grids WHERE slug = $1 ORDER BY version DESC", slug
+    )
+    from_file = library.get(slug, version)
+    best_stored = next((r for r in stored if version is None or r["version"] == version), None)
+    if from_file is not None and (
+        best_stored is None or from_file.version >= best_stored["version"]
+    ):
+        path = library.source(from_file)
+        if store:
+            source = path.read_text("utf-8") if path is not None else ""
+            return await store_grid(conn, from_file, source, str(path)), from_file
+        same = next((r for r in stored if r["version"] == from_file.version), None)
+        if same is None:
+            return None, from_file
+        if same["digest"] != from_file.digest:
+            await _refuse_if_used(conn, int(same["id"]), from_file, str(path))
+        return int(same["id"]), from_file
+    if best_stored is not None:
+        return int(best_stored["id"]), await stored_grid(conn, int(best_stored["id"]))
+    wanted = slug if version is None else f"{slug} v{version}"
+    known = sorted({s for s, _ in library.grids} | {r["slug"] for r in await all_slugs(conn)})
+    raise GridNotFound(f"no grid {wanted} (known: {', '.join(known) or 'none'})")
+
+
+async def all_slugs(conn: Any) -> list[asyncpg.Record]:
+    return list(await conn.fetch("SELECT DISTINCT slug FROM grids ORDER BY slug"))
+
+
+async def list_grids(conn: Any, library: GridLibrary) -> list[dict[str, Any]]:
+    """Every grid version known, from files and from the database, newest first per slug."""
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    for (slug, version), (grid, path) in library.grids.items():
+        out[(slug, version)] = {
+            "slug": slug,
+            "version": version,
+            "name": grid.name,
+            "file": str(path),
+            "stored": False,
+            "evaluations": 0,
+        }
+    rows = await conn.fetch(
+        "SELECT g.slug, g.version, g.name, g.origin, g.digest, "
+        "(SELECT count(*) FROM evaluations e WHERE e.grid_id = g.id) AS evaluations "
+        "FROM grids g"
+    )
+    for r in rows:
+        entry = out.setdefault(
+            (r["slug"], r["version"]),
+            {"slug": r["slug"], "version": r["version"], "name": r["name"], "file": None},
+        )
+        entry["stored"] = True
+        entry["evaluations"] = int(r["evaluations"])
+    return [out[k] for k in sorted(out, key=lambda k: (k[0], -k[1]))]

@@ -1,0 +1,235 @@
+"""A campaign's results and calls as CSV (the API's field names, for tools) and as an XLSX
+workbook (French, for people: synthesis, services, sections, items, strata, calls,
+definitions)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from campaigns.plan.formats import PLAN_FIELDS
+
+FIGURE_COLUMNS = (
+    "planned",
+    "done",
+    "missed",
+    "to_come",
+    "cancelled",
+    "mean_score",
+    "mean_score_low",
+    "mean_score_high",
+    "pass_rate",
+    "pass_rate_low",
+    "pass_rate_high",
+    "excellent_share",
+    "too_few",
+)
+FIGURES_FR = {
+    "planned": "Prévus",
+    "done": "Réalisés",
+    "missed": "Manqués",
+    "to_come": "À venir",
+    "cancelled": "Annulés",
+    "mean_score": "Note moyenne",
+    "mean_score_low": "Note : borne basse (IC 95 %)",
+    "mean_score_high": "Note : borne haute (IC 95 %)",
+    "pass_rate": "Taux de réussite",
+    "pass_rate_low": "Réussite : borne basse (IC 95 %)",
+    "pass_rate_high": "Réussite : borne haute (IC 95 %)",
+    "excellent_share": "Part d'excellence",
+    "too_few": "Trop peu d'appels",
+}
+TABLES = ("services", "sections", "items", "strata", "calls")
+CALL_COLUMNS = ("id", *PLAN_FIELDS, "state", "score", "passed", "excellent")
+
+
+def services_frame(results: Mapping[str, Any]) -> pd.DataFrame:
+    rows = [
+        {"service": s["service"], "name": s["name"], **{k: s[k] for k in FIGURE_COLUMNS}}
+        for s in results["services"]
+    ]
+    rows.append(
+        {
+            "service": "total",
+            "name": "Ensemble",
+            **{k: results["overall"][k] for k in FIGURE_COLUMNS},
+        }
+    )
+    return pd.DataFrame(rows, columns=["service", "name", *FIGURE_COLUMNS])
+
+
+def sections_frame(results: Mapping[str, Any]) -> pd.DataFrame:
+    cols = ["id", "title", "n", "mean_score", "mean_score_low", "mean_score_high", "too_few"]
+    return pd.DataFrame(results["sections"], columns=cols)
+
+
+def items_frame(results: Mapping[str, Any]) -> pd.DataFrame:
+    cols = [
+        "section",
+        "id",
+        "label",
+        "kind",
+        "critical",
+        "weight",
+        "n",
+        "na",
+        "mean_value",
+        "zero",
+        "too_few",
+    ]
+    return pd.DataFrame(results["items"], columns=cols)
+
+
+def strata_frame(results: Mapping[str, Any]) -> pd.DataFrame:
+    rows = [
+        {"stratum": name, "key": r["key"], "label": r["label"], **{k: r[k] for k in FIGURE_COLUMNS}}
+        for name, group in results["strata"].items()
+        for r in group
+    ]
+    return pd.DataFrame(rows, columns=["stratum", "key", "label", *FIGURE_COLUMNS])
+
+
+def calls_frame(calls: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    rows = [
+        {
+            **{k: c.get(k) for k in CALL_COLUMNS if k not in ("score", "passed", "excellent")},
+            "score": (c.get("evaluation") or {}).get("score"),
+            "passed": (c.get("evaluation") or {}).get("passed"),
+            "excellent": (c.get("evaluation") or {}).get("excellent"),
+        }
+        for c in calls
+    ]
+    return pd.DataFrame(rows, columns=list(CALL_COLUMNS))
+
+
+def to_csv(results: Mapping[str, Any], table: str, calls: Sequence[Mapping[str, Any]]) -> str:
+    frame = {
+        "services": lambda: services_frame(results),
+        "sections": lambda: sections_frame(results),
+        "items": lambda: items_frame(results),
+        "strata": lambda: strata_frame(results),
+        "calls": lambda: calls_frame(calls),
+    }[table]()
+    frame.insert(0, "campaign", results["campaign"]["id"])
+    return str(frame.to_csv(index=False))
+
+
+def to_xlsx(results: Mapping[str, Any], calls: Sequence[Mapping[str, Any]]) -> bytes:
+    """The workbook, French headers, one sheet a table."""
+    camp, grid = results["campaign"], results["grid"]
+    synthesis = pd.DataFrame(
+        [
+            ("Campagne", camp["name"]),
+            ("Période", f"du {camp['starts_on']} au {camp['ends_on']}"),
+            ("Grille", f"{grid['name']} ({grid['slug']}, version {grid['version']})"),
+            (
+                "Échelle",
+                f"sur {grid['scale']:g} ; réussite à {grid['pass_mark']:g}, "
+                f"excellence à {grid['excellence_mark']:g}",
+            ),
+            *((FIGURES_FR[k], results["overall"][k]) for k in FIGURE_COLUMNS),
+        ],
+        columns=["", "Valeur"],
+    )
+    if results.get("previous"):
+        prev = results["previous"]
+        synthesis = pd.concat(
+            [
+                synthesis,
+                pd.DataFrame(
+                    [
+                        ("Campagne précédente", prev["name"]),
+                        ("Note moyenne précédente", prev["overall"]["mean_score"]),
+                        ("Évolution de la note", prev["overall"]["delta_mean_score"]),
+                        ("Taux de réussite précédent", prev["overall"]["pass_rate"]),
+                        ("Évolution du taux de réussite", prev["overall"]["delta_pass_rate"]),
+                    ],
+                    columns=["", "Valeur"],
+                ),
+            ]
+        )
+    sheets = {
+        "Synthèse": synthesis,
+        "Services": services_frame(results).rename(
+            columns={"service": "Service (code)", "name": "Service", **FIGURES_FR}
+        ),
+        "Sections": sections_frame(results).rename(
+            columns={"id": "Code", "title": "Section", "n": "Appels", **FIGURES_FR}
+        ),
+        "Critères": items_frame(results).rename(
+            columns={
+                "section": "Section",
+                "id": "Code",
+                "label": "Critère",
+                "kind": "Type",
+                "critical": "Éliminatoire",
+                "weight": "Poids",
+                "n": "Appels notés",
+                "na": "Sans objet",
+                "mean_value": "Réussite moyenne",
+                "zero": "Échecs",
+                "too_few": FIGURES_FR["too_few"],
+            }
+        ),
+        "Strates": strata_frame(results).rename(
+            columns={"stratum": "Strate", "key": "Code", "label": "Libellé", **FIGURES_FR}
+        ),
+        "Appels": calls_frame(calls),
+        "Définitions": pd.DataFrame(
+            list(results["definitions"].items()), columns=["Terme", "Définition"]
+        ),
+    }
+    out = io.BytesIO()
+    with pd.ExcelWriter(out, engine="openpyxl") as writer:
+        for name, frame in sheets.items():
+            frame.to_excel(writer, sheet_name=name, index=False)
+            sheet = writer.sheets[name]
+            for i, col in enumerate(frame.columns, start=1):
+                width = max([len(str(col)), *(len(str(v)) for v in frame[col].head(200))])
+                sheet.column_dimensions[sheet.cell(1, i).column_letter].width = min(60, width + 2)
+    return out.getvalue()
+
+
+def to_table(results: Mapping[str, Any]) -> str:
+    """The results for the terminal (French, like the pages)."""
+    g, o = results["grid"], results["overall"]
+
+    def num(v: Any, pct: bool = False) -> str:
+        if v is None:
+            return "—"
+        return f"{100 * v:.0f} %" if pct else f"{v:.1f}".replace(".", ",")
+
+    def ci(lo: Any, hi: Any, pct: bool = False) -> str:
+        return "" if lo is None else f"[{num(lo, pct)} – {num(hi, pct)}]"
+
+    head = ("Service", "Prévus", "Réalisés", "Manqués", "Note", "IC 95 %", "Réussite", "IC 95 %")
+    rows = [head]
+    for s in [*results["services"], {**o, "name": "Ensemble"}]:
+        rows.append(
+            (
+                s["name"] + (" *" if s["too_few"] else ""),
+                str(s["planned"]),
+                str(s["done"]),
+                str(s["missed"]),
+                num(s["mean_score"]),
+                ci(s["mean_score_low"], s["mean_score_high"]),
+                num(s["pass_rate"], True),
+                ci(s["pass_rate_low"], s["pass_rate_high"], True),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = [
+        f"« {results['campaign']['name']} » — grille {g['name']} v{g['version']}, "
+        f"note sur {g['scale']:g}, réussite à {g['pass_mark']:g}",
+        "",
+    ]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(3, "  ".join("─" * w for w in widths))
+    lines.append("")
+    lines.append(f"* moins de {results['min_calls']} appels réalisés : trop peu pour conclure")
+    for sec in results["sections"]:
+        lines.append(f"  {sec['title']} : {num(sec['mean_score'])} ({sec['n']} appels)")
+    return "\n".join(lines)

@@ -1,0 +1,94 @@
+"""What the campaign API handlers share: bodies (JSON or TOML), ids, the audit, names,
+and the translation of a flow's :class:`CampaignError` into a JSON error."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from campaigns import flows
+from service.accounts import queries as accounts
+from service.keys import DB_POOL, SETTINGS
+from service.municipality.tables import ConfigError, parse_toml
+from service.web.auth import principal
+from service.web.bodies import TooLarge, read_limited
+from service.web.errors import ApiError
+
+BODY_LIMIT = 512 * 1024  # a campaign of thousands of calls is a few kilobytes
+TOML_TYPES = ("application/toml", "text/toml", "text/x-toml")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def answers(handler: Handler) -> Handler:
+    """Turn a flow's :class:`CampaignError` into the JSON error (with ``problems``)."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except flows.CampaignError as exc:
+            body: dict[str, Any] = {"error": exc.message}
+            if exc.field:
+                body["field"] = exc.field
+            if exc.problems:
+                body["problems"] = exc.problems
+            return web.json_response(body, status=exc.status)
+
+    wrapped.__name__ = handler.__name__
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
+async def read_body(request: web.Request) -> tuple[dict[str, Any], str | None]:
+    """The body as a mapping, and its text when it was TOML (kept as the campaign's source)."""
+    try:
+        raw = await read_limited(request, BODY_LIMIT)
+    except TooLarge:
+        raise ApiError(f"body too large (at most {BODY_LIMIT} bytes)", status=413) from None
+    if request.content_type in TOML_TYPES:
+        try:
+            return parse_toml(raw, "body"), raw.decode("utf-8")
+        except ConfigError as exc:
+            raise ApiError(exc.problem) from None
+    if request.content_type != "application/json":
+        raise ApiError("send JSON (application/json) or TOML (application/toml)", status=415)
+    if not raw.strip():
+        return {}, None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(f"body is not valid JSON ({exc.msg} at character {exc.pos})") from None
+    if not isinstance(data, dict):
+        raise ApiError("body must be a JSON object")
+    return data, None
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    """A numeric id of the path; anything else (or beyond a bigint) is not found."""
+    value = request.match_info[name]
+    if not value.isdigit() or len(value) > 18:
+        raise ApiError(f"{name} must be a number", field=name, status=404)
+    return int(value)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def audit(
+    request: web.Request, action: str, target: str, detail: dict[str, Any] | None = None
+) -> None:
+    await accounts.audit(
+        request.app[DB_POOL], principal(request).label, action, target, detail, request.remote
+    )
+
+
+def service_names(request: web.Request) -> dict[str, str]:
+    return {s.slug: s.name for s in request.app[SETTINGS].municipality.services}
+
+
+def evaluator_names(spec: Mapping[str, Any]) -> dict[str, str]:
+    return {e["email"]: e["name"] for e in spec["evaluators"]}

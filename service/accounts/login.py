@@ -1,0 +1,316 @@
+"""``/connexion`` (log in), ``/deconnexion`` (log out), ``/connexion/activer`` (set a password
+from a one-time set-up link). French pages, plain HTML forms, no script.
+
+The login form is protected against CSRF by a signed cookie and a token derived from it
+(there is no session yet); logging out needs the session's own token. Failed attempts are
+throttled per account and per address (:data:`MAX_PER_ACCOUNT`, :data:`MAX_PER_ADDRESS`
+within :data:`WINDOW`), counted in the database so every instance sees them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from datetime import UTC, datetime, timedelta
+from html import escape
+from string import Template
+
+from aiohttp import web
+
+from service.accounts import queries as accounts
+from service.accounts.model import normalise_email
+from service.accounts.passwords import (
+    check_strength,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
+from service.keys import DB_POOL, METRICS, SETTINGS
+from service.web.cookies import (
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    csrf_ok,
+    csrf_token,
+    set_cookie,
+    sign,
+    unsign,
+)
+from service.web.pages import TEMPLATES
+
+SESSION_LIFETIME = timedelta(hours=12)
+WINDOW = timedelta(minutes=15)
+MAX_PER_ACCOUNT = 5
+MAX_PER_ADDRESS = 20
+FORM_LIMIT = 16 * 1024  # a login form is a few hundred bytes
+
+_PAGE = Template((TEMPLATES / "login.html").read_text("utf-8"))
+_LOGIN_FIELDS = (
+    '<label>Adresse électronique <input type="email" name="email" value="$email" '
+    'autocomplete="username" required autofocus></label>'
+    '<label>Mot de passe <input type="password" name="password" '
+    'autocomplete="current-password" required></label>'
+)
+_SETUP_FIELDS = (
+    '<input type="hidden" name="jeton" value="$jeton">'
+    '<label>Nouveau mot de passe <input type="password" name="password" '
+    'autocomplete="new-password" minlength="12" required autofocus></label>'
+    '<label>Confirmation <input type="password" name="confirm" autocomplete="new-password" '
+    "required></label>"
+)
+
+
+def _secure(request: web.Request) -> bool:
+    public = request.app[SETTINGS].public_url
+    return (public or "").startswith("https://") or request.secure
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a local path: never an open redirect to another site."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
+
+
+def _render(
+    *,
+    title: str,
+    action: str,
+    csrf: str,
+    suite: str,
+    fields: str,
+    button: str,
+    message: str = "",
+    error: bool = False,
+    status: int = 200,
+) -> web.Response:
+    note = ""
+    if message:
+        note = f'<p class="{"error" if error else "note"}" role="alert">{escape(message)}</p>'
+    html = _PAGE.substitute(
+        title=escape(title),
+        action=escape(action),
+        csrf=escape(csrf),
+        suite=escape(suite),
+        fields=fields,
+        button=escape(button),
+        message=note,
+    )
+    resp = web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _login_page(
+    request: web.Request,
+    *,
+    email: str = "",
+    suite: str = "/",
+    message: str = "",
+    error: bool = False,
+    status: int = 200,
+) -> web.Response:
+    secret = request.app[SETTINGS].secret_key
+    raw = request.cookies.get(LOGIN_CSRF_COOKIE)
+    nonce = unsign(secret, raw) if raw else None
+    if nonce is None:
+        nonce = secrets.token_urlsafe(16)
+    resp = _render(
+        title="Connexion",
+        action="/connexion",
+        csrf=csrf_token(secret, nonce),
+        suite=suite,
+        fields=Template(_LOGIN_FIELDS).substitute(email=escape(email)),
+        button="Se connecter",
+        message=message,
+        error=error,
+        status=status,
+    )
+    set_cookie(resp, LOGIN_CSRF_COOKIE, sign(secret, nonce), max_age=3600, secure=_secure(request))
+    return resp
+
+
+async def _form(request: web.Request) -> dict[str, str]:
+    if request.content_length is not None and request.content_length > FORM_LIMIT:
+        request.app[METRICS].refuse("too_large")
+        raise web.HTTPRequestEntityTooLarge(max_size=FORM_LIMIT, actual_size=request.content_length)
+    if request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        request.app[METRICS].refuse("unreadable_body")
+        raise web.HTTPBadRequest(reason="expected a form (application/x-www-form-urlencoded)")
+    data = await request.post()
+    return {k: v for k, v in data.items() if isinstance(v, str)}
+
+
+async def login_get(request: web.Request) -> web.Response:
+    message = "Vous êtes déconnecté." if "sortie" in request.query else ""
+    return _login_page(request, suite=_safe_next(request.query.get("suite")), message=message)
+
+
+def _address(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+async def login_post(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    pool = request.app[DB_POOL]
+    form = await _form(request)
+    suite = _safe_next(form.get("suite"))
+    raw = request.cookies.get(LOGIN_CSRF_COOKIE)
+    nonce = unsign(settings.secret_key, raw) if raw else None
+    if nonce is None or not csrf_ok(settings.secret_key, nonce, form.get("csrf")):
+        request.app[METRICS].refuse("csrf")
+        return _login_page(
+            request,
+            suite=suite,
+            message="Le formulaire a expiré ; merci de recommencer.",
+            error=True,
+            status=403,
+        )
+    typed = form.get("email", "")
+    password = form.get("password", "")
+    try:
+        email = normalise_email(typed)
+    except ValueError:
+        return _login_page(
+            request,
+            email=typed,
+            suite=suite,
+            message="Adresse électronique invalide.",
+            error=True,
+            status=400,
+        )
+    address = _address(request)
+    by_email, by_address = await accounts.recent_failures(
+        pool, email, address, datetime.now(UTC) - WINDOW
+    )
+    if by_email >= MAX_PER_ACCOUNT or by_address >= MAX_PER_ADDRESS:
+        request.app[METRICS].refuse("login_throttled")
+        minutes = int(WINDOW.total_seconds() // 60)
+        return _login_page(
+            request,
+            email=typed,
+            suite=suite,
+            message=f"Trop de tentatives : réessayez dans {minutes} minutes.",
+            error=True,
+            status=429,
+        )
+    user = await accounts.get_user(pool, email)
+    stored = user["password_hash"] if user is not None and user["disabled_at"] is None else None
+    # Argon2 takes tens of milliseconds of CPU: off the event loop.
+    ok = await asyncio.to_thread(verify_password, stored, password)
+    if not ok or user is None:
+        await accounts.record_failure(pool, email, address)
+        request.app[METRICS].refuse("login_failed")
+        return _login_page(
+            request,
+            email=typed,
+            suite=suite,
+            message="Adresse ou mot de passe incorrect.",
+            error=True,
+            status=401,
+        )
+    await accounts.clear_failures(pool, email)
+    if needs_rehash(user["password_hash"]):
+        await accounts.set_password(
+            pool, user["id"], await asyncio.to_thread(hash_password, password)
+        )
+    sid = await accounts.create_session(pool, user["id"], SESSION_LIFETIME)
+    await accounts.audit(pool, f"user:{user['id']} {email}", "session.open", address=address)
+    resp = web.HTTPSeeOther(suite)
+    set_cookie(
+        resp,
+        SESSION_COOKIE,
+        sign(settings.secret_key, sid),
+        max_age=int(SESSION_LIFETIME.total_seconds()),
+        secure=_secure(request),
+    )
+    resp.del_cookie(LOGIN_CSRF_COOKIE, path="/")
+    raise resp
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    """POST with the session's CSRF token: ends the session here and in the database."""
+    settings = request.app[SETTINGS]
+    form = await _form(request)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    sid = unsign(settings.secret_key, cookie) if cookie else None
+    if sid is not None:
+        who = await accounts.session_principal(request.app[DB_POOL], sid)
+        if who is not None and who.session_hash is not None:
+            if not csrf_ok(settings.secret_key, who.session_hash, form.get("csrf")):
+                request.app[METRICS].refuse("csrf")
+                raise web.HTTPForbidden(reason="missing or wrong CSRF token; reload the page")
+            await accounts.delete_session(request.app[DB_POOL], who.session_hash)
+    resp = web.HTTPSeeOther("/connexion?sortie=1")
+    resp.del_cookie(SESSION_COOKIE, path="/")
+    raise resp
+
+
+async def setup_get(request: web.Request) -> web.Response:
+    token = request.query.get("jeton", "")
+    user = await accounts.user_by_setup_token(request.app[DB_POOL], token) if token else None
+    if user is None:
+        return _expired_link(request)
+    return _setup_page(request, token)
+
+
+def _expired_link(request: web.Request) -> web.Response:
+    return _render(
+        title="Lien expiré",
+        action="/connexion",
+        csrf="",
+        suite="/",
+        fields="",
+        button="Aller à la connexion",
+        message="Ce lien n'est plus valable : demandez-en un nouveau à votre administrateur.",
+        error=True,
+        status=404,
+    )
+
+
+def _setup_page(
+    request: web.Request, token: str, message: str = "", status: int = 200
+) -> web.Response:
+    secret = request.app[SETTINGS].secret_key
+    return _render(
+        title="Choisir un mot de passe",
+        action="/connexion/activer",
+        csrf=csrf_token(secret, "setup:" + token),
+        suite="/",
+        fields=Template(_SETUP_FIELDS).substitute(jeton=escape(token)),
+        button="Enregistrer",
+        message=message,
+        error=bool(message),
+        status=status,
+    )
+
+
+async def setup_post(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    pool = request.app[DB_POOL]
+    form = await _form(request)
+    token = form.get("jeton", "")
+    user = await accounts.user_by_setup_token(pool, token) if token else None
+    if user is None:
+        return _expired_link(request)
+    if not csrf_ok(settings.secret_key, "setup:" + token, form.get("csrf")):
+        request.app[METRICS].refuse("csrf")
+        return _setup_page(request, token, "Le formulaire a expiré ; merci de recommencer.", 403)
+    password = form.get("password", "")
+    problem = check_strength(password)
+    if problem is None and password != form.get("confirm"):
+        problem = "Les deux mots de passe ne sont pas identiques."
+    if problem is not None:
+        return _setup_page(request, token, problem, 400)
+    await accounts.set_password(pool, user["id"], await asyncio.to_thread(hash_password, password))
+    await accounts.audit(
+        pool, f"user:{user['id']} {user['email']}", "user.password_set", address=_address(request)
+    )
+    raise web.HTTPSeeOther("/connexion")
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/connexion", login_get)
+    app.router.add_post("/connexion", login_post)
+    app.router.add_post("/deconnexion", logout)
+    app.router.add_get("/connexion/activer", setup_get)
+    app.router.add_post("/connexion/activer", setup_post)

@@ -1,1 +1,0 @@
-"""The HTTP API (``/api/v1``), health and metrics."""

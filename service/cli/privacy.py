@@ -1,0 +1,94 @@
+"""``decroche privacy purge`` and ``decroche privacy erase``: personal data."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from service.cli.support import UserError, with_config
+from service.cli.support import settings_of as _settings
+from service.cli.support import with_database as _with_database
+
+
+def cmd_privacy(args: argparse.Namespace) -> int:
+    """Personal data: run the retention policy now (purge), or erase one caller (erase)."""
+    from tqdm import tqdm
+
+    from service.accounts import queries as accounts
+    from service.outside.twilio.rest import TwilioRest
+    from service.privacy import Pseudonymiser
+    from service.privacy.erasure import ErasureRefused, erase_caller
+    from service.privacy.retention import retention_job
+
+    settings = _settings(args)
+    number = ""
+    if args.action == "erase":
+        # Prompted when not given, so the number stays out of the shell's history.
+        number = args.number or input("caller's number to erase: ").strip()
+        if not number:
+            raise UserError("no number given")
+
+    async def work(pool: Any, _applied: list[Any]) -> dict[str, Any]:
+        if args.action == "purge":
+            bars: dict[str, Any] = {}
+
+            def progress(step: str, n: int) -> None:
+                if step not in bars:
+                    bars[step] = tqdm(unit=" " + step, desc=step, leave=False)
+                bars[step].update(n)
+
+            try:
+                report = await retention_job(pool, settings, progress)
+            finally:
+                for bar in bars.values():
+                    bar.close()
+            return report.as_json()
+        try:
+            async with TwilioRest(settings) as twilio:
+                done = await erase_caller(pool, Pseudonymiser(settings.secret_key), twilio, number)
+        except ErasureRefused as exc:
+            raise UserError(str(exc)) from None
+        await accounts.audit(pool, "cli", "privacy.erase", None, done.as_json())
+        return done.as_json()
+
+    result = _with_database(settings, work)
+    if args.action == "purge":
+        rec = result["recordings"]
+        print(
+            f"numbers erased from {result['numbers_erased']} calls; recordings: "
+            f"{rec['deleted']} deleted, {rec['forgotten']} forgotten, {rec['kept']} kept; "
+            f"{result['quarantine_masked']} quarantined bodies masked; "
+            f"{result['sessions_deleted']} expired sessions deleted"
+        )
+        for error in result["errors"]:
+            print(f"warning: {error}", file=sys.stderr)
+        return 1 if result["errors"] else 0
+    print(
+        f"erased: {result['calls']} calls, {result['events_rewritten']} events rewritten, "
+        f"{result['recordings_deleted']} recordings deleted, "
+        f"{result['quarantine_rewritten']} quarantined bodies rewritten"
+    )
+    if result["unrecognised"]:
+        print(
+            f"warning: {result['unrecognised']} calls keep the number in a form not "
+            "recognised in their raw events; their rows are erased",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Add the privacy sub-commands."""
+    priv = sub.add_parser("privacy", help="personal data: retention and erasure").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    s = with_config(
+        priv.add_parser("purge", help="apply the retention policy now (also run daily at 03:30)")
+    )
+    s.set_defaults(func=cmd_privacy)
+    s = with_config(
+        priv.add_parser("erase", help="erase one caller's numbers and recordings (GDPR art. 17)")
+    )
+    s.add_argument("number", nargs="?", help="the caller's number (prompted when omitted)")
+    s.set_defaults(func=cmd_privacy)

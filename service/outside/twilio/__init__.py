@@ -1,0 +1,1 @@
+"""Twilio: its REST API (``rest``) and its request signatures (``signing``)."""
