@@ -201,6 +201,12 @@ async def mystery_call(conn: Any, call_id: int, *, lock: bool = False) -> asyncp
     return row
 
 
+async def campaign_of_call(conn: Any, call_id: int) -> int | None:
+    """The campaign a planned call belongs to, or None for no such call."""
+    value = await conn.fetchval("SELECT campaign_id FROM mystery_calls WHERE id = $1", call_id)
+    return None if value is None else int(value)
+
+
 async def calls_of_evaluator(conn: Any, email: str) -> list[asyncpg.Record]:
     return list(
         await conn.fetch(

@@ -34,9 +34,7 @@ async def _in_campaign(request: web.Request) -> None:
     """Under ``/api/v1/campaigns/{campaign}/calls/{id}``, the call must be that campaign's."""
     if "campaign" not in request.match_info:
         return
-    owner = await request.app[DB_POOL].fetchval(
-        "SELECT campaign_id FROM mystery_calls WHERE id = $1", path_id(request)
-    )
+    owner = await queries.campaign_of_call(request.app[DB_POOL], path_id(request))
     if owner is None or owner != path_id(request, "campaign"):
         raise ApiError(
             f"no call {path_id(request)} in campaign {path_id(request, 'campaign')}", status=404
