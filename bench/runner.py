@@ -34,7 +34,7 @@ from campaigns.run.runner import CampaignRunner
 from service.db.migrate import apply_migrations
 from service.db.pool import create_pool
 from service.municipality.calendar import Calendar
-from service.outside.mail import Mailer
+from service.outside.mail import mailer_for
 from service.settings import REPO_CONFIG, load_settings
 from tests.support.smtp import Inbox, smtp_server
 
@@ -82,7 +82,10 @@ async def run(args: argparse.Namespace) -> None:
     clock_now = [datetime.combine(START, datetime.min.time(), UTC)]
     with smtp_server(inbox) as url:
         runner = CampaignRunner(
-            pool, settings, Mailer(url, "bench@example.org"), clock=lambda: clock_now[0]
+            pool,
+            settings,
+            mailer_for(settings.with_overrides(smtp_url=url, mail_from="bench@example.org")),
+            clock=lambda: clock_now[0],
         )
         quiet, busy = [], []
         t_mail = 0.0

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -73,50 +75,53 @@ def mystery_source(settings: Settings) -> MysterySource:
     async def weeks(
         pool: asyncpg.Pool, m: Municipality, first: date, last: date, now: datetime
     ) -> list[MysteryWeek]:
-        tz = m.tz
-        lo = datetime.combine(first, time(0), tzinfo=tz)
-        hi = datetime.combine(last + timedelta(days=1), time(0), tzinfo=tz)
+        lo = datetime.combine(first, time(0), tzinfo=m.tz)
+        hi = datetime.combine(last + timedelta(days=1), time(0), tzinfo=m.tz)
         services = {s.slug: s.name for s in m.services}
         out = []
         async with pool.acquire() as conn:
-            ids = await conn.fetch(
-                "SELECT DISTINCT campaign_id FROM mystery_calls "
-                "WHERE scheduled_at >= $1 AND scheduled_at < $2 AND status <> 'replanned' "
-                "ORDER BY campaign_id",
-                lo,
-                hi,
-            )
-            for r in ids:
-                row = await queries.get_campaign(conn, r["campaign_id"])
-                if row is None:
-                    continue
-                calls = [
-                    queries.record_as(CallRow, c)
-                    for c in await queries.current_calls(conn, row["id"])
-                    if lo <= c["scheduled_at"] < hi
-                ]
-                if not calls:
-                    continue
-                evals = {
-                    e["mystery_call_id"]: EvalRow.of(e)
-                    for e in await queries.evaluations_of(conn, row["id"])
-                }
-                check = await telephony_check(
-                    conn,
-                    row,
-                    secret_key=settings.secret_key,
-                    caller_id=settings.twilio_caller_id,
-                    now=now,
-                    tz=tz,
-                )
-                week_ids = {c.id for c in calls}
-                wrong = sum(1 for f in check["discrepancies"] if f["call"] in week_ids)
-                grid = await stored_grid(conn, row["grid_id"])
-                out.append(
-                    week_of_campaign(
-                        row["id"], row["name"], grid, calls, evals, services, now, wrong
-                    )
-                )
+            for campaign_id in await queries.campaigns_with_calls(conn, lo, hi):
+                week = await _week(conn, settings, campaign_id, (lo, hi), services, now, m.tz)
+                if week is not None:
+                    out.append(week)
         return out
 
     return weeks
+
+
+async def _week(
+    conn: Any,
+    settings: Settings,
+    campaign_id: int,
+    period: tuple[datetime, datetime],
+    services: Mapping[str, str],
+    now: datetime,
+    tz: ZoneInfo,
+) -> MysteryWeek | None:
+    """One campaign's week (``period``: [lo, hi)); None when it had no call then."""
+    lo, hi = period
+    row = await queries.get_campaign(conn, campaign_id)
+    if row is None:
+        return None
+    calls = [
+        queries.record_as(CallRow, c)
+        for c in await queries.current_calls(conn, row["id"])
+        if lo <= c["scheduled_at"] < hi
+    ]
+    if not calls:
+        return None
+    evals = {
+        e["mystery_call_id"]: EvalRow.of(e) for e in await queries.evaluations_of(conn, row["id"])
+    }
+    check = await telephony_check(
+        conn,
+        row,
+        secret_key=settings.secret_key,
+        caller_id=settings.twilio_caller_id,
+        now=now,
+        tz=tz,
+    )
+    week_ids = {c.id for c in calls}
+    wrong = sum(1 for f in check["discrepancies"] if f["call"] in week_ids)
+    grid = await stored_grid(conn, row["grid_id"])
+    return week_of_campaign(row["id"], row["name"], grid, calls, evals, services, now, wrong)

@@ -8,19 +8,27 @@ and each correction keeps the replaced revision in ``evaluation_history``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from campaigns import payloads, queries
-from campaigns.flows import CampaignError
+from campaigns import evaluation_queries, payloads, queries
+from campaigns.flows import Conflict, Forbidden, Invalid, NotFound
 from campaigns.grids.store import stored_grid
-from campaigns.score.scoring import AnswerError, check_answers, score
+from campaigns.score.submission import (
+    Scored,
+    SubmissionError,
+    read_submission,
+    score_submission,
+)
 from service.accounts.model import Principal, Role
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -63,103 +71,15 @@ async def save_evaluation(
     tz: ZoneInfo,
 ) -> tuple[dict[str, Any], bool]:
     """Save (or correct) the evaluation of a planned call; (its JSON, whether it is new)."""
-    answers = body.get("answers")
-    if not isinstance(answers, dict):
-        raise CampaignError(400, "answers must be an object: item id → answer", field="answers")
-    comments = body.get("comments", {})
-    if not isinstance(comments, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and len(v) <= 2000 for k, v in comments.items()
-    ):
-        raise CampaignError(400, "comments must map item ids to texts", field="comments")
-    comment = body.get("comment", "")
-    reason = body.get("reason", "")
-    for name, value in (("comment", comment), ("reason", reason)):
-        if not isinstance(value, str) or len(value) > 4000:
-            raise CampaignError(
-                400, f"{name} must be a text (4,000 characters at most)", field=name
-            )
+    submission = _checked(read_submission, body)
     async with pool.acquire() as conn, conn.transaction():
         call = await queries.mystery_call(conn, call_id, lock=True)
         if call is None:
-            raise CampaignError(404, f"no mystery call {call_id}")
-        rights = access(who, call)
-        if not rights.read:
-            raise CampaignError(403, "this mystery call is not yours to evaluate")
-        if call["evaluation_id"] is not None and not rights.correct:
-            raise CampaignError(403, f"this call is already evaluated; {rights.why}")
-        if call["status"] == "replanned":
-            raise CampaignError(409, "this call was re-planned: evaluate the call that replaced it")
-        if call["status"] == "cancelled":
-            raise CampaignError(409, "this call was cancelled with its campaign")
-        if call["scheduled_at"].astimezone(tz).date() > today:
-            raise CampaignError(
-                409,
-                f"this call is planned for {call['scheduled_at'].astimezone(tz):%Y-%m-%d %H:%M}: "
-                "it can be evaluated from that day on",
-            )
+            raise NotFound(f"no mystery call {call_id}")
+        may_evaluate(who, call, today, tz)
         grid = await stored_grid(conn, call["campaign_grid_id"], lock=True)
-        unknown = sorted(set(comments) - {it.id for _, it in grid.items()})
-        if unknown:
-            raise CampaignError(400, f"{unknown[0]!r} is not an item of the grid", field="comments")
-        try:
-            checked = check_answers(grid, answers)
-            result = score(grid, checked)
-        except AnswerError as exc:
-            raise CampaignError(400, exc.message, field=f"answers.{exc.field}") from None
-        values = (
-            checked,
-            {k: v.strip() for k, v in comments.items() if v.strip()},
-            comment.strip(),
-            result.score,
-            result.raw_score,
-            result.passed,
-            result.excellent,
-            list(result.critical_failed),
-            result.sections,
-            result.values,
-        )
-        created = call["evaluation_id"] is None
-        if created:
-            await conn.execute(
-                "INSERT INTO evaluations (mystery_call_id, grid_id, answers, comments, comment, "
-                "score, raw_score, passed, excellent, critical_failed, sections, item_values, "
-                "author, author_user_id, first_author, first_user_id, created_at, updated_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $13, $14, "
-                "$15, $15)",
-                call_id,
-                call["campaign_grid_id"],
-                *values,
-                who.label,
-                who.user_id,
-                now,
-            )
-        else:
-            await conn.execute(
-                "INSERT INTO evaluation_history (evaluation_id, revision, answers, comments, "
-                "comment, score, passed, author, saved_at, replaced_by, replaced_at, reason) "
-                "SELECT id, revision, answers, comments, comment, score, passed, author, "
-                "updated_at, $2, $3, $4 FROM evaluations WHERE id = $1",
-                call["evaluation_id"],
-                who.label,
-                now,
-                reason.strip(),
-            )
-            await conn.execute(
-                "UPDATE evaluations SET answers = $2, comments = $3, comment = $4, score = $5, "
-                "raw_score = $6, passed = $7, excellent = $8, critical_failed = $9, "
-                "sections = $10, item_values = $11, author = $12, author_user_id = $13, "
-                "revision = revision + 1, updated_at = $14 WHERE id = $1",
-                call["evaluation_id"],
-                *values,
-                who.label,
-                who.user_id,
-                now,
-            )
-        if call["status"] == "missed":
-            await conn.execute(
-                "UPDATE mystery_calls SET status = 'planned', status_reason = NULL WHERE id = $1",
-                call_id,
-            )
+        scored = _checked(score_submission, grid, submission)
+        created = await _store(conn, call, who, scored, submission.reason.strip(), now)
         saved = await queries.mystery_call(conn, call_id)
         assert saved is not None
     out = payloads.evaluation_json(saved)
@@ -167,22 +87,75 @@ async def save_evaluation(
     return out, created
 
 
+def _checked(check: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """``check``'s answer, its :class:`SubmissionError` turned into the flows' Invalid."""
+    try:
+        return check(*args, **kwargs)
+    except SubmissionError as exc:
+        raise Invalid(exc.message, field=exc.field) from None
+
+
+def may_evaluate(who: Principal, call: Mapping[str, Any], today: date, tz: ZoneInfo) -> None:
+    """Refuse an evaluation (or correction) of ``call`` that ``who`` may not give now."""
+    rights = access(who, call)
+    if not rights.read:
+        raise Forbidden("this mystery call is not yours to evaluate")
+    if call["evaluation_id"] is not None and not rights.correct:
+        raise Forbidden(f"this call is already evaluated; {rights.why}")
+    if call["status"] == "replanned":
+        raise Conflict("this call was re-planned: evaluate the call that replaced it")
+    if call["status"] == "cancelled":
+        raise Conflict("this call was cancelled with its campaign")
+    if call["scheduled_at"].astimezone(tz).date() > today:
+        raise Conflict(
+            f"this call is planned for {call['scheduled_at'].astimezone(tz):%Y-%m-%d %H:%M}: "
+            "it can be evaluated from that day on"
+        )
+
+
+async def _store(
+    conn: Any,
+    call: Mapping[str, Any],
+    who: Principal,
+    scored: Scored,
+    reason: str,
+    now: datetime,
+) -> bool:
+    """Write the call's first evaluation, or a correction keeping the replaced revision in
+    the history; a missed call evaluated after all is planned again. Whether it is new."""
+    created = call["evaluation_id"] is None
+    if created:
+        await evaluation_queries.insert_evaluation(
+            conn,
+            call["id"],
+            call["campaign_grid_id"],
+            scored,
+            author=who.label,
+            user_id=who.user_id,
+            now=now,
+        )
+    else:
+        await evaluation_queries.keep_revision(
+            conn, call["evaluation_id"], replaced_by=who.label, now=now, reason=reason
+        )
+        await evaluation_queries.update_evaluation(
+            conn, call["evaluation_id"], scored, author=who.label, user_id=who.user_id, now=now
+        )
+    if call["status"] == "missed":
+        await evaluation_queries.reopen_call(conn, call["id"])
+    return created
+
+
 async def mark_missed(
     pool: asyncpg.Pool, call_id: int, *, reason: str, actor: str, now: datetime
 ) -> None:
+    """Mark a planned call not evaluated as missed."""
     async with pool.acquire() as conn, conn.transaction():
         call = await queries.mystery_call(conn, call_id, lock=True)
         if call is None:
-            raise CampaignError(404, f"no mystery call {call_id}")
+            raise NotFound(f"no mystery call {call_id}")
         if call["evaluation_id"] is not None:
-            raise CampaignError(409, "this call is evaluated: it was not missed")
+            raise Conflict("this call is evaluated: it was not missed")
         if call["status"] != "planned":
-            raise CampaignError(409, f"this call is {call['status']}")
-        await conn.execute(
-            "UPDATE mystery_calls SET status = 'missed', status_reason = $2, status_by = $3, "
-            "status_at = $4 WHERE id = $1",
-            call_id,
-            reason,
-            actor,
-            now,
-        )
+            raise Conflict(f"this call is {call['status']}")
+        await evaluation_queries.mark_missed(conn, call_id, reason=reason, actor=actor, now=now)

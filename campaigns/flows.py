@@ -1,8 +1,8 @@
 """What can be done with a campaign — create, re-plan, cancel, evaluate, read its results.
 
 Each flow checks the rules (pure modules), writes in one transaction, and raises a
-:class:`CampaignError` with an HTTP-like status when the request cannot be met, so the API
-and the command line say the same thing.
+:class:`CampaignError` of the kind that says why when the request cannot be met, so the API
+(which maps each kind to its HTTP status) and the command line say the same thing.
 """
 
 from __future__ import annotations
@@ -19,50 +19,53 @@ from campaigns.grids.library import GridLibrary, search_path
 from campaigns.grids.model import Grid
 from campaigns.grids.store import GridConflict, GridNotFound, resolve_grid, stored_grid
 from campaigns.plan.planner import KeptCall, Plan, PlanError, plan_campaign
-from campaigns.score.results import (
-    MISSED_AFTER,
-    CallRow,
-    EvalRow,
-    campaign_results,
-    comparison,
-)
+from campaigns.plan.replan import REPLAN_KEYS, kept, kept_call, unchangeable
+from campaigns.score.results import CallRow, EvalRow, campaign_results, comparison
 from campaigns.spec import CampaignSpec, parse_campaign
 from service.municipality.calendar import Calendar
 from service.municipality.tables import ConfigError
 from service.settings import Settings
 
-REPLAN_KEYS = frozenset(
-    {
-        "name",
-        "description",
-        "ends_on",
-        "seed",
-        "min_gap_minutes",
-        "call_minutes",
-        "targets",
-        "scenarios",
-        "evaluators",
-        "mode",
-    }
-)
-
 
 class CampaignError(Exception):
-    """A request that cannot be met; ``status`` as HTTP would say it."""
+    """A request that cannot be met; the subclass says why (``campaigns/web/http.py`` maps
+    each to its HTTP status)."""
 
     def __init__(
         self,
-        status: int,
         message: str,
         *,
         field: str | None = None,
         problems: list[str] | None = None,
     ) -> None:
         super().__init__(message)
-        self.status = status
         self.message = message
         self.field = field
         self.problems = problems or []
+
+
+class Invalid(CampaignError):
+    """The request itself is wrong: a value, a key, a grid that does not exist."""
+
+
+class Forbidden(CampaignError):
+    """The requester may not do this."""
+
+
+class NotFound(CampaignError):
+    """No such campaign or planned call."""
+
+
+class Conflict(CampaignError):
+    """The thing's state forbids it now (cancelled, re-planned, evaluated, in use)."""
+
+
+class Unplannable(CampaignError):
+    """A well-formed campaign that no plan can satisfy; ``problems`` says why."""
+
+
+class Faulty(CampaignError):
+    """The service's own files are wrong (a grid file), not the request."""
 
 
 def library(settings: Settings) -> GridLibrary:
@@ -70,14 +73,14 @@ def library(settings: Settings) -> GridLibrary:
     try:
         return GridLibrary.load(search_path(settings))
     except ConfigError as exc:
-        raise CampaignError(500, f"a grid file is faulty: {exc}") from None
+        raise Faulty(f"a grid file is faulty: {exc}") from None
 
 
 def parse(data: Mapping[str, Any], origin: str, calendar: Calendar) -> CampaignSpec:
     try:
         return parse_campaign(data, origin, calendar.m)
     except ConfigError as exc:
-        raise CampaignError(400, exc.problem, field=exc.key or None) from None
+        raise Invalid(exc.problem, field=exc.key or None) from None
 
 
 def plan_or_refuse(
@@ -89,8 +92,8 @@ def plan_or_refuse(
     try:
         return plan_campaign(spec, calendar, kept=kept or (), not_before=not_before)
     except PlanError as exc:
-        raise CampaignError(
-            422, "the campaign cannot be planned: " + "; ".join(exc.problems), problems=exc.problems
+        raise Unplannable(
+            "the campaign cannot be planned: " + "; ".join(exc.problems), problems=exc.problems
         ) from None
 
 
@@ -103,9 +106,9 @@ async def grid_for(
             conn, library(settings), spec.grid, spec.grid_version, store=store
         )
     except GridNotFound as exc:
-        raise CampaignError(400, str(exc), field="grid") from None
+        raise Invalid(str(exc), field="grid") from None
     except GridConflict as exc:
-        raise CampaignError(409, str(exc), field="grid") from None
+        raise Conflict(str(exc), field="grid") from None
 
 
 async def create(
@@ -140,7 +143,7 @@ async def create(
 async def campaign_or_404(conn: Any, campaign_id: int) -> asyncpg.Record:
     row = await queries.get_campaign(conn, campaign_id)
     if row is None:
-        raise CampaignError(404, f"no campaign {campaign_id}")
+        raise NotFound(f"no campaign {campaign_id}")
     return row
 
 
@@ -156,57 +159,26 @@ async def replan(
     """Plan again every call not done: evaluated calls stay, and so do calls of the last
     day that may still be evaluated; the others are marked re-planned and replaced by
     calls from ``now`` on. ``overrides`` may change what ``REPLAN_KEYS`` lists."""
-    unknown = sorted(set(overrides) - REPLAN_KEYS)
-    if unknown:
-        raise CampaignError(
-            400,
-            f"{unknown[0]} cannot change in a re-plan (allowed: {', '.join(sorted(REPLAN_KEYS))})",
-            field=unknown[0],
-        )
+    _check_overrides(overrides)
     async with pool.acquire() as conn, conn.transaction():
         row = await _lock_active(conn, campaign_id, "the campaign is cancelled")
         spec = parse({**row["spec"], **overrides}, f"campaign {campaign_id}", calendar)
         calls = await queries.current_calls(conn, campaign_id)
-        keep = [c for c in calls if _kept(c, now)]
-        kept = [
-            KeptCall(
-                c["scheduled_at"],
-                c["service"],
-                c["number"],
-                c["evaluator"],
-                c["scenario"],
-                c["moment"],
-            )
-            for c in keep
-        ]
-        plan = plan_or_refuse(spec, calendar, kept, now)
-        replaced = [c["id"] for c in calls if not _kept(c, now)]
+        keep = [c for c in calls if kept(c, now)]
+        plan = plan_or_refuse(spec, calendar, [kept_call(c) for c in keep], now)
+        replaced = [c["id"] for c in calls if not kept(c, now)]
         revision = row["plan_revision"] + 1
-        await conn.execute(
-            "UPDATE mystery_calls m SET status = 'replanned', status_by = $2, status_at = $3, "
-            "status_reason = 'plan ' || $4::text WHERE m.id = ANY($1::bigint[])"
-            # (the campaign's lock keeps evaluations out meanwhile; this says it again)
-            " AND NOT EXISTS (SELECT 1 FROM evaluations e WHERE e.mystery_call_id = m.id)",
-            replaced,
-            actor,
-            now,
-            str(revision),
-        )
-        await conn.execute(
-            "UPDATE mystery_calls SET plan_revision = $2 WHERE id = ANY($1::bigint[])",
-            [c["id"] for c in keep],
-            revision,
-        )
+        await queries.mark_replanned(conn, replaced, revision, actor=actor, now=now)
+        await queries.renumber_calls(conn, [c["id"] for c in keep], revision)
         await queries.insert_calls(conn, campaign_id, revision, plan.calls)
-        await conn.execute(
-            "UPDATE campaigns SET spec = $2, name = $3, plan_revision = $4, notes = $5, "
-            "replanned_at = $6 WHERE id = $1",
+        await queries.update_plan(
+            conn,
             campaign_id,
-            spec.as_dict(),
-            spec.name,
-            revision,
-            list(plan.notes),
-            now,
+            spec=spec.as_dict(),
+            name=spec.name,
+            revision=revision,
+            notes=plan.notes,
+            now=now,
         )
     return {
         "plan_revision": revision,
@@ -216,22 +188,25 @@ async def replan(
     }
 
 
+def _check_overrides(overrides: Mapping[str, Any]) -> None:
+    """Refuse a key a re-plan may not change (the first one, in name order)."""
+    key = unchangeable(overrides)
+    if key is not None:
+        raise Invalid(
+            f"{key} cannot change in a re-plan (allowed: {', '.join(sorted(REPLAN_KEYS))})",
+            field=key,
+        )
+
+
 async def _lock_active(conn: Any, campaign_id: int, if_cancelled: str) -> asyncpg.Record:
-    """The campaign's row, locked until the transaction ends; 404 or 409 otherwise."""
+    """The campaign's row, locked until the transaction ends; not found or in conflict
+    otherwise."""
     row = await queries.lock_campaign(conn, campaign_id)
     if row is None:
-        raise CampaignError(404, f"no campaign {campaign_id}")
+        raise NotFound(f"no campaign {campaign_id}")
     if row["status"] == "cancelled":
-        raise CampaignError(409, if_cancelled)
+        raise Conflict(if_cancelled)
     return row
-
-
-def _kept(call: Mapping[str, Any], now: datetime) -> bool:
-    if call["evaluation_id"] is not None:
-        return True
-    if call["status"] != "planned":
-        return False
-    return bool(now - MISSED_AFTER <= call["scheduled_at"] < now)
 
 
 async def cancel(
@@ -240,22 +215,9 @@ async def cancel(
     """Cancel the campaign: its calls not done are cancelled; evaluations stay."""
     async with pool.acquire() as conn, conn.transaction():
         await _lock_active(conn, campaign_id, "the campaign is already cancelled")
-        done = await conn.execute(
-            "UPDATE mystery_calls m SET status = 'cancelled', status_by = $2, status_at = $3 "
-            "WHERE campaign_id = $1 AND status IN ('planned', 'missed') "
-            "AND NOT EXISTS (SELECT 1 FROM evaluations e WHERE e.mystery_call_id = m.id)",
-            campaign_id,
-            actor,
-            now,
-        )
-        await conn.execute(
-            "UPDATE campaigns SET status = 'cancelled', cancelled_by = $2, cancelled_at = $3 "
-            "WHERE id = $1",
-            campaign_id,
-            actor,
-            now,
-        )
-    return {"status": "cancelled", "calls_cancelled": int(done.split()[-1])}
+        done = await queries.cancel_calls(conn, campaign_id, actor=actor, now=now)
+        await queries.cancel_campaign(conn, campaign_id, actor=actor, now=now)
+    return {"status": "cancelled", "calls_cancelled": done}
 
 
 # -- results ---------------------------------------------------------------------------------

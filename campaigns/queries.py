@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
+from datetime import datetime
 from typing import Any, TypeVar
 
 import asyncpg
@@ -82,6 +83,76 @@ async def insert_calls(
             )
             for c in calls
         ],
+    )
+
+
+async def mark_replanned(
+    conn: Any, call_ids: Sequence[int], revision: int, *, actor: str, now: datetime
+) -> None:
+    """Mark calls replaced by plan ``revision`` (never one with an evaluation)."""
+    await conn.execute(
+        "UPDATE mystery_calls m SET status = 'replanned', status_by = $2, status_at = $3, "
+        "status_reason = 'plan ' || $4::text WHERE m.id = ANY($1::bigint[])"
+        # (the campaign's lock keeps evaluations out meanwhile; this says it again)
+        " AND NOT EXISTS (SELECT 1 FROM evaluations e WHERE e.mystery_call_id = m.id)",
+        list(call_ids),
+        actor,
+        now,
+        str(revision),
+    )
+
+
+async def renumber_calls(conn: Any, call_ids: Sequence[int], revision: int) -> None:
+    """Carry calls kept by a re-plan over to plan ``revision``."""
+    await conn.execute(
+        "UPDATE mystery_calls SET plan_revision = $2 WHERE id = ANY($1::bigint[])",
+        list(call_ids),
+        revision,
+    )
+
+
+async def update_plan(
+    conn: Any,
+    campaign_id: int,
+    *,
+    spec: dict[str, Any],
+    name: str,
+    revision: int,
+    notes: Sequence[str],
+    now: datetime,
+) -> None:
+    await conn.execute(
+        "UPDATE campaigns SET spec = $2, name = $3, plan_revision = $4, notes = $5, "
+        "replanned_at = $6 WHERE id = $1",
+        campaign_id,
+        spec,
+        name,
+        revision,
+        list(notes),
+        now,
+    )
+
+
+async def cancel_calls(conn: Any, campaign_id: int, *, actor: str, now: datetime) -> int:
+    """Cancel the campaign's calls not done; how many."""
+    done: str = await conn.execute(
+        "UPDATE mystery_calls m SET status = 'cancelled', status_by = $2, status_at = $3 "
+        "WHERE campaign_id = $1 AND status IN ('planned', 'missed') "
+        "AND NOT EXISTS (SELECT 1 FROM evaluations e WHERE e.mystery_call_id = m.id)",
+        campaign_id,
+        actor,
+        now,
+    )
+    return int(done.split()[-1])
+
+
+async def cancel_campaign(conn: Any, campaign_id: int, *, actor: str, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE campaigns SET status = 'cancelled', cancelled_by = $2, cancelled_at = $3 "
+        "WHERE id = $1",
+        campaign_id,
+        actor,
+        now,
     )
 
 
@@ -243,3 +314,50 @@ async def previous_campaign(
         starts_on,
     )
     return found
+
+
+async def campaigns_with_calls(conn: Any, lo: datetime, hi: datetime) -> list[int]:
+    """The campaigns with a call of their current plan scheduled in [lo, hi), by id."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT campaign_id FROM mystery_calls "
+        "WHERE scheduled_at >= $1 AND scheduled_at < $2 AND status <> 'replanned' "
+        "ORDER BY campaign_id",
+        lo,
+        hi,
+    )
+    return [int(r["campaign_id"]) for r in rows]
+
+
+# -- the cross-check with the telephony (campaigns/crosscheck.py) ----------------------------
+
+CALLS_MADE = """
+SELECT m.id, m.mode, m.number, m.scheduled_at, m.evaluator, r.placed_at, r.outcome, r.kind,
+       EXISTS (SELECT 1 FROM evaluations e WHERE e.mystery_call_id = m.id) AS evaluated
+FROM mystery_calls m LEFT JOIN mystery_runs r ON r.mystery_call_id = m.id
+WHERE m.campaign_id = $1 AND m.status <> 'replanned'
+ORDER BY coalesce(r.placed_at, m.scheduled_at), m.id
+"""
+
+
+async def calls_made(conn: Any, campaign_id: int) -> list[asyncpg.Record]:
+    """The campaign's current calls with what their run did (if any) and whether they are
+    evaluated, in the order they were placed."""
+    return list(await conn.fetch(CALLS_MADE, campaign_id))
+
+
+async def inbound_calls_in(
+    conn: Any, windows: Sequence[tuple[str, datetime, datetime]]
+) -> list[asyncpg.Record]:
+    """The inbound calls recorded on a line within its window (line, low, high), each once."""
+    # Only the calls inside some window (calls_line_started serves each one).
+    return list(
+        await conn.fetch(
+            "SELECT DISTINCT c.id, c.line, c.started_at, c.answered, c.caller_hash "
+            "FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS w(line, lo, hi) "
+            "JOIN calls c ON c.line = w.line AND c.started_at BETWEEN w.lo AND w.hi "
+            "WHERE c.direction = 'inbound'",
+            [line for line, _, _ in windows],
+            [lo for _, lo, _ in windows],
+            [hi for _, _, hi in windows],
+        )
+    )

@@ -34,17 +34,19 @@ from service.keys import (
     DIGEST,
     FOLDER,
     INGESTOR,
+    MAILER,
     METRICS,
     SCHEDULER,
     SETTINGS,
+    TWILIO,
     WALL,
 )
 from service.metrics import views as metric_views
 from service.metrics.rollup import Refresher
 from service.municipality.calendar import Calendar
 from service.observability import Metrics
-from service.outside.mail import Mailer
-from service.outside.twilio.rest import TwilioRest
+from service.outside.mail import Mailer, mailer_ctx
+from service.outside.twilio.client import twilio_ctx
 from service.privacy import Pseudonymiser
 from service.privacy import views as privacy_views
 from service.privacy.retention import retention_job
@@ -61,7 +63,7 @@ from webhooks import routes as webhook_routes
 
 log = logging.getLogger(__name__)
 
-DIGEST_RETRY_S = 60.0
+DIGEST_RETRY_S = 60.0  # how often due digests and retries are looked for
 
 # Every package that answers HTTP, each adding its own routes; the order matters only for
 # the pages' catch-alls, which come last.
@@ -78,7 +80,7 @@ ROUTES = (
     webhook_routes,
     login,
     pages,
-)  # how often due digests and retries are looked for
+)
 
 
 async def ingestion_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -125,17 +127,23 @@ async def _end_streams(app: web.Application) -> None:
         app[WALL].close_streams()
 
 
+async def digest_ctx(app: web.Application) -> AsyncIterator[None]:
+    """``app[DIGEST]``: the weekly digest's sender, mailing through the service's mailer."""
+    app[DIGEST] = digest_sender(app[SETTINGS], app[DB_POOL], app[METRICS], mailer=app[MAILER])
+    yield
+
+
 async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     """The scheduled jobs, run by whichever instance is elected leader (scheduler.py)."""
-    pool, settings = app[DB_POOL], app[SETTINGS]
+    pool, settings, twilio_api = app[DB_POOL], app[SETTINGS], app[TWILIO]
     m = settings.municipality
     tz = m.tz
     scheduler = Scheduler(pool, tz)
-    scheduler.add("privacy.retention", lambda: retention_job(pool, settings), daily(3, 30, tz))
+    scheduler.add(
+        "privacy.retention", lambda: retention_job(pool, settings, twilio_api), daily(3, 30, tz)
+    )
     scheduler.add("partitions.ahead", lambda: make_ahead(pool), daily(0, 20, tz))
-    mailer = Mailer(settings.smtp_url, settings.mail_from)
-    digest = digest_sender(settings, pool, app[METRICS])
-    app[DIGEST] = digest
+    digest = app[DIGEST]
     scheduler.add(
         "digest.weekly",
         digest.weekly,
@@ -143,27 +151,33 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     # Every minute too: retries, and a due week missed at its time (down, or a skipped hour).
     scheduler.add("digest.retry", digest.weekly, every(DIGEST_RETRY_S, tz))
-    async with TwilioRest(settings) as twilio_api:
-        runner = CampaignRunner(pool, settings, mailer, twilio=twilio_api)
-        scheduler.add("campaigns.run", runner.tick, every(settings.campaign_tick_s, tz))
-        scheduler.add(
-            "campaigns.recordings", lambda: recordings_job(pool, settings), daily(3, 45, tz)
-        )
-        await scheduler.start()
-        app[SCHEDULER] = scheduler
-        app[METRICS].leader.set_function(lambda: float(scheduler.is_leader))
-        yield
-        await scheduler.stop()
+    runner = CampaignRunner(pool, settings, app[MAILER], twilio=twilio_api)
+    scheduler.add("campaigns.run", runner.tick, every(settings.campaign_tick_s, tz))
+    scheduler.add(
+        "campaigns.recordings",
+        lambda: recordings_job(pool, settings, twilio_api),
+        daily(3, 45, tz),
+    )
+    await scheduler.start()
+    app[SCHEDULER] = scheduler
+    app[METRICS].leader.set_function(lambda: float(scheduler.is_leader))
+    yield
+    await scheduler.stop()
 
 
 def digest_sender(
-    settings: Settings, pool: asyncpg.Pool, metrics: Metrics | None = None
+    settings: Settings,
+    pool: asyncpg.Pool,
+    metrics: Metrics | None = None,
+    *,
+    mailer: Mailer,
 ) -> DigestSender:
-    """The weekly digest's builder and sender, with the mystery calls' section."""
+    """The weekly digest's builder and sender, with the mystery calls' section, mailing
+    through ``mailer`` (the service's ``app[MAILER]``, or the CLI's from ``mailer_for``)."""
     return DigestSender(
         pool,
         settings.municipality,
-        Mailer(settings.smtp_url, settings.mail_from),
+        mailer,
         mystery=mystery_source(settings),
         link=f"{settings.public_url}/" if settings.public_url else None,
         on_result=metrics.digest if metrics else None,
@@ -190,8 +204,11 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = Metrics()
     app[CALENDAR] = Calendar(settings.municipality)
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(twilio_ctx)
+    app.cleanup_ctx.append(mailer_ctx)
     app.cleanup_ctx.append(ingestion_ctx)
     app.cleanup_ctx.append(rollup_ctx)
+    app.cleanup_ctx.append(digest_ctx)
     app.cleanup_ctx.append(scheduler_ctx)
     app.cleanup_ctx.append(wall_ctx)
     app.on_shutdown.append(_end_streams)

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from service.digest.delivery import DigestSender
     from service.municipality.calendar import Calendar
     from service.observability import Metrics
+    from service.outside.mail import Mailer
+    from service.outside.twilio.rest import TwilioRest
     from service.scheduler import Scheduler
     from service.settings import Settings
     from service.wall.hub import WallHub
@@ -26,3 +28,5 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 SCHEDULER: web.AppKey[Scheduler] = web.AppKey("scheduler")
 WALL: web.AppKey[WallHub] = web.AppKey("wall")
 DIGEST: web.AppKey[DigestSender] = web.AppKey("digest")
+TWILIO: web.AppKey[TwilioRest] = web.AppKey("twilio")
+MAILER: web.AppKey[Mailer] = web.AppKey("mailer")

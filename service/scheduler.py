@@ -28,6 +28,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from service.db.errors import is_unavailable
+from service.db.queries import ping, try_advisory_lock
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ class Scheduler:
                                 self._background.add(task)
                                 task.add_done_callback(self._background.discard)
                 else:
-                    await self._leader.fetchval("SELECT 1", timeout=5)
+                    await ping(self._leader, limit_s=5)
             except Exception as exc:
                 if not is_unavailable(exc) and not isinstance(exc, TimeoutError):
                     log.exception("leader election failed")
@@ -167,7 +168,7 @@ class Scheduler:
     async def _try_lead(self) -> bool:
         conn = await self._pool.acquire()
         try:
-            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK):
+            if await try_advisory_lock(conn, LEADER_LOCK):
                 self._leader = conn
                 return True
         except BaseException:

@@ -105,21 +105,33 @@ def _run_one(settings: Settings, opts: ServeOptions) -> None:
 
 
 def _supervise(settings: Settings, opts: ServeOptions) -> int:
+    """Run ``opts.workers`` service processes until a signal or a worker's death."""
+    env = _worker_env(settings, asyncio.run(_prepare_database(settings)))
+    children = [
+        subprocess.Popen(_worker_command(opts, i), env=env)  # noqa: S603
+        for i in range(opts.workers)
+    ]
+    return _wait_for(children)
+
+
+async def _prepare_database(settings: Settings) -> str:
+    """Start (or join) the database and apply the migrations; returns its DSN."""
+    import asyncpg
+
     from service.db.migrate import apply_migrations
     from service.db.pool import resolve_dsn
 
-    async def prepare() -> str:
-        import asyncpg
+    dsn = await resolve_dsn(settings.database_url, settings.data_dir)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await apply_migrations(conn)
+    finally:
+        await conn.close()
+    return dsn
 
-        dsn = await resolve_dsn(settings.database_url, settings.data_dir)
-        conn = await asyncpg.connect(dsn)
-        try:
-            await apply_migrations(conn)
-        finally:
-            await conn.close()
-        return dsn
 
-    dsn = asyncio.run(prepare())
+def _worker_env(settings: Settings, dsn: str) -> dict[str, str]:
+    """The workers' environment: this one, plus what makes them use the same settings."""
     env = {
         **os.environ,
         "DATABASE_URL": dsn,
@@ -129,28 +141,36 @@ def _supervise(settings: Settings, opts: ServeOptions) -> int:
     }
     if settings.twilio_auth_token:
         env["TWILIO_AUTH_TOKEN"] = settings.twilio_auth_token
-    children = []
-    for i in range(opts.workers):
-        cmd = [
-            sys.executable,
-            "-m",
-            "service",
-            "serve",
-            "--host",
-            opts.host,
-            "--port",
-            str(opts.port),
-            "--reuse-port",
+    return env
+
+
+def _worker_command(opts: ServeOptions, i: int) -> list[str]:
+    """The command line of worker ``i``."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "service",
+        "serve",
+        "--host",
+        opts.host,
+        "--port",
+        str(opts.port),
+        "--reuse-port",
+    ]
+    if opts.demo and i == 0:  # one simulated switchboard, not one per worker
+        cmd += [
+            "--demo",
+            "--demo-rate",
+            str(opts.demo_rate),
+            "--demo-days",
+            str(opts.demo_days),
         ]
-        if opts.demo and i == 0:  # one simulated switchboard, not one per worker
-            cmd += [
-                "--demo",
-                "--demo-rate",
-                str(opts.demo_rate),
-                "--demo-days",
-                str(opts.demo_days),
-            ]
-        children.append(subprocess.Popen(cmd, env=env))  # noqa: S603
+    return cmd
+
+
+def _wait_for(children: list[subprocess.Popen[bytes]]) -> int:
+    """Wait for the workers, stopping them all on SIGTERM / SIGINT or when one dies; returns
+    the exit status (1 when a worker died)."""
     stopping = False
 
     def stop(signum: int, _frame: FrameType | None) -> None:

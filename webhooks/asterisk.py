@@ -13,7 +13,7 @@ Two spellings of the same log are read:
 One line gives one event. Lines that are about no call (an agent logging in, a queue
 reloading: ``callid`` ``NONE``) and events this adapter does not use are kept as
 ``Kind.OTHER`` and change nothing. Pure functions; the HTTP handler and the file importer
-live in ``webhooks/routes.py`` and ``webhooks/imports.py``.
+live in ``webhooks/routes.py`` and ``webhooks/files.py``.
 """
 
 from __future__ import annotations

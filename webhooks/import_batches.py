@@ -1,11 +1,10 @@
 """The CPU side of an import: lines in, what is stored out.
 
-A batch of numbered lines becomes the events to store (as the JSON parameter of the
-appending statement), the lines refused with their reasons, and the calls those events
-fold to, with how many events each was folded from (see ``write_held``). No I/O: an import
-runs this in a worker process while its own process talks to PostgreSQL, so parsing and
-storing use both cores (parsing in the storing process held the event loop, and
-PostgreSQL waited for it).
+A batch of numbered lines becomes the events to store, the lines refused with their
+reasons, and the calls those events fold to, in the form the core stores them
+(:func:`service.calls.bulk.prepare`). No I/O: an import runs this in a worker process while
+its own process talks to PostgreSQL, so parsing and storing use both cores (parsing in the
+storing process held the event loop, and PostgreSQL waited for it).
 
 The parser keeps the events of the calls met in the last few batches: a call whose lines
 straddle two batches is folded from all of them.
@@ -16,15 +15,15 @@ from __future__ import annotations
 import csv
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from multiprocessing import get_context
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from service.calls.bulk import Parsed, prepare
 from service.calls.model import Event
-from service.calls.partitions import months_of
-from service.calls.queries import HeldCalls, event_rows, held_calls
+from service.calls.queries import Refusal
 from service.privacy import Pseudonymiser
 from webhooks import asterisk, cdr
 from webhooks.errors import Malformed
@@ -69,19 +68,6 @@ class CdrSpelling:
 Spelling = QueueLogSpelling | CdrSpelling
 
 
-@dataclass(slots=True)
-class Parsed:
-    """One batch, ready to store."""
-
-    rows: str  # the events, for INSERT_EVENTS
-    events: int  # how many (each delivery once)
-    repeated: int  # lines left out: the same delivery earlier in the batch
-    lines: int  # lines read, blank ones excepted
-    refused: list[tuple[str, int, str]] = field(default_factory=list)  # reason, line, body
-    calls: HeldCalls | None = None  # the calls these events belong to, folded
-    months: frozenset[date] = frozenset()  # where new calls may go (their partitions)
-
-
 class BatchParser:
     """Parses batches in order, holding the events of recent calls to fold them whole."""
 
@@ -104,7 +90,7 @@ class BatchParser:
         """Parse ``numbered`` (line number, raw line) from the file called ``name``."""
         pairs: list[Pair] = []
         seen: set[tuple[str, str]] = set()
-        refused: list[tuple[str, int, str]] = []
+        refused: list[Refusal] = []
         lines = repeated = 0
         for no, raw in numbered:
             if not raw.strip():
@@ -123,9 +109,15 @@ class BatchParser:
             pairs.append(pair)
         touched = self._remember(pairs)
         known = {k: list(self._recent[k].values()) for k in touched}
-        calls = held_calls(self._source, known, self._pseudonymise)
-        months = frozenset(months_of(e for e, _ in pairs))
-        return Parsed(event_rows(pairs), len(pairs), repeated, lines, refused, calls, months)
+        return prepare(
+            self._source,
+            pairs,
+            known,
+            self._pseudonymise,
+            lines=lines,
+            repeated=repeated,
+            refused=refused,
+        )
 
     def _remember(self, pairs: list[Pair]) -> list[str]:
         self._batches += 1

@@ -11,7 +11,6 @@ import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl
 
 import orjson
 from aiohttp import web
@@ -20,7 +19,7 @@ from service.calls.model import Event
 from service.calls.queries import quarantine
 from service.db.errors import StorageUnavailable, is_unavailable
 from service.keys import DB_POOL, INGESTOR, METRICS, SETTINGS
-from service.outside.twilio.signing import signed_url
+from service.outside.twilio.signing import TwilioRefused, verified_form
 from service.web.bodies import TooLarge, read_limited
 from service.web.errors import json_error, unavailable
 from webhooks import asterisk, cdr, signing, twilio
@@ -32,7 +31,7 @@ MAX_WEBHOOK_BODY = 64 * 1024  # a Twilio callback is well under 4 KiB
 MAX_BATCH_BODY = 1024 * 1024  # a batch of CDRs or queue_log lines (the app-wide limit)
 
 
-async def _read_body(request: web.Request, limit: int = MAX_WEBHOOK_BODY) -> bytes | web.Response:
+async def _read_body(request: web.Request, limit: int) -> bytes | web.Response:
     try:
         return await read_limited(request, limit)
     except TooLarge as exc:
@@ -66,35 +65,19 @@ async def _refuse_malformed(
 
 async def twilio_webhook(request: web.Request) -> web.StreamResponse:
     """``POST /webhooks/twilio``: every Twilio voice callback kind."""
-    settings = request.app[SETTINGS]
     metrics = request.app[METRICS]
-    token = settings.twilio_auth_token
-    if token is None:
-        metrics.webhook("twilio", "refused", "not_configured")
-        log.error(
-            "Twilio webhook refused: TWILIO_AUTH_TOKEN is not set, so signatures cannot be checked"
-        )
-        return json_error(503, "Twilio webhooks are not configured (TWILIO_AUTH_TOKEN unset)")
-    body = await _read_body(request)
-    if isinstance(body, web.Response):
-        metrics.webhook("twilio", "refused", "too_large")
-        return body
-    signature = request.headers.get("X-Twilio-Signature")
-    if not signature:
-        metrics.webhook("twilio", "refused", "missing_signature")
-        return json_error(403, "missing X-Twilio-Signature header")
     try:
-        params = dict(
-            parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
+        params, body = await verified_form(
+            request, request.app[SETTINGS], lambda: read_limited(request, MAX_WEBHOOK_BODY)
         )
-    except (UnicodeDecodeError, ValueError):
-        return await _refuse_malformed(request, "twilio", "body is not form-encoded UTF-8", body)
-    if not twilio.signature_valid(token, signed_url(request), params, signature):
-        metrics.webhook("twilio", "refused", "bad_signature")
-        log.warning(
-            "Twilio webhook with a bad signature refused (URL checked: %s)", signed_url(request)
-        )
-        return json_error(403, "signature does not match (check DECROCHE_PUBLIC_URL)")
+    except TooLarge as exc:
+        metrics.webhook("twilio", "refused", "too_large")
+        return json_error(413, str(exc))
+    except TwilioRefused as refused:
+        if refused.body is not None:
+            return await _refuse_malformed(request, "twilio", refused.message, refused.body)
+        metrics.webhook("twilio", "refused", refused.reason)
+        return json_error(refused.status, refused.message)
     try:
         event = twilio.parse(params, datetime.now(UTC))
     except twilio.Malformed as exc:

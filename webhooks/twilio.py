@@ -1,7 +1,8 @@
 """Twilio voice callbacks → normalised events (``shared/spec/sources.md``, « Twilio »).
 
 Every callback kind may be pointed at the one URL; the kind is told apart by its parameters.
-Pure functions: the HTTP handler lives in ``webhooks/routes.py``.
+Pure functions: the HTTP handler lives in ``webhooks/routes.py``, and the signature check
+every Twilio route runs in ``service/outside/twilio/signing.py``.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from typing import TypedDict
 from xml.sax.saxutils import escape
 
 from service.calls.model import Disposition, Event, Kind
-from service.outside.twilio.signing import signature_valid
 from webhooks.errors import Malformed
 
-__all__ = ["SOURCE", "Malformed", "parse", "signature_valid", "twiml_answer"]
+__all__ = ["SOURCE", "Malformed", "parse", "twiml_answer"]
 
 SOURCE = "twilio"
 _SID = re.compile(r"^[A-Za-z0-9_-]{2,64}$")
@@ -117,71 +117,97 @@ def parse(params: Mapping[str, str], received_at: datetime) -> Event:
     """The normalised event of one Twilio callback; raises :class:`Malformed`."""
     call_sid = _sid(params, "CallSid")
     assert call_sid is not None
-    inbound_side = _root_side(params)
+    root = _root_side(params)
     if params.get("RecordingSid"):
-        rec = _sid(params, "RecordingSid")
-        status = params.get("RecordingStatus", "")
-        url = params.get("RecordingUrl") if status in ("", "completed") else None
-        return Event(
-            SOURCE,
-            call_sid,
-            f"{call_sid}:recording:{rec}:{status}",
-            Kind.RECORDING,
-            received_at,
-            at=_timestamp(params),
-            recording_url=url or None,
-        )
+        return _recording(params, call_sid, received_at)
     if "QueueResult" in params:
-        result = params["QueueResult"]
-        if result not in _QUEUE:
-            raise Malformed(f"parameter QueueResult has an unknown value: {result[:40]!r}")
-        verdict = _QUEUE[result]
-        return Event(
-            SOURCE,
-            call_sid,
-            f"{call_sid}:enqueue_action",
-            Kind.QUEUE_RESULT,
-            received_at,
-            status=verdict.value,
-            answered=verdict is Disposition.ANSWERED,
-            wait_s=_number(params, "QueueTime"),
-            **inbound_side,
-        )
+        return _queue_result(params, call_sid, received_at, root)
     if "DequeingCallSid" in params:
-        agent_call = _sid(params, "DequeingCallSid")
-        return Event(
-            SOURCE,
-            call_sid,
-            f"{call_sid}:queue_url:{agent_call}",
-            Kind.AGENT_TAKEN,
-            received_at,
-            wait_s=_number(params, "QueueTime"),
-            leg=agent_call,
-            **inbound_side,
-        )
+        return _agent_taken(params, call_sid, received_at, root)
     if "DialCallStatus" in params:
-        status = params["DialCallStatus"]
-        if status not in _DIAL:
-            raise Malformed(f"parameter DialCallStatus has an unknown value: {status[:40]!r}")
-        leg = _sid(params, "DialCallSid", required=False)
-        verdict = _DIAL[status]
-        return Event(
-            SOURCE,
-            call_sid,
-            f"{call_sid}:dial_action:{leg or ''}",
-            Kind.DIAL_RESULT,
-            received_at,
-            status=verdict.value,
-            answered=verdict is Disposition.ANSWERED,
-            leg=leg,
-            duration_s=_number(params, "DialCallDuration"),
-            **inbound_side,
-        )
+        return _dial_result(params, call_sid, received_at, root)
     if "CallStatus" in params:
-        return _status(params, call_sid, received_at, inbound_side)
+        return _status(params, call_sid, received_at, root)
     raise Malformed(
         "not a Twilio voice callback: expected CallStatus, DialCallStatus, "
         "QueueResult, DequeingCallSid or RecordingSid"
+    )
+
+
+def _recording(params: Mapping[str, str], call_sid: str, received_at: datetime) -> Event:
+    """A recording's status callback: its address once it is complete."""
+    rec = _sid(params, "RecordingSid")
+    status = params.get("RecordingStatus", "")
+    url = params.get("RecordingUrl") if status in ("", "completed") else None
+    return Event(
+        SOURCE,
+        call_sid,
+        f"{call_sid}:recording:{rec}:{status}",
+        Kind.RECORDING,
+        received_at,
+        at=_timestamp(params),
+        recording_url=url or None,
+    )
+
+
+def _queue_result(
+    params: Mapping[str, str], call_sid: str, received_at: datetime, root: RootSide
+) -> Event:
+    """The ``<Enqueue>`` action: how the caller left the queue, and after how long."""
+    result = params["QueueResult"]
+    if result not in _QUEUE:
+        raise Malformed(f"parameter QueueResult has an unknown value: {result[:40]!r}")
+    verdict = _QUEUE[result]
+    return Event(
+        SOURCE,
+        call_sid,
+        f"{call_sid}:enqueue_action",
+        Kind.QUEUE_RESULT,
+        received_at,
+        status=verdict.value,
+        answered=verdict is Disposition.ANSWERED,
+        wait_s=_number(params, "QueueTime"),
+        **root,
+    )
+
+
+def _agent_taken(
+    params: Mapping[str, str], call_sid: str, received_at: datetime, root: RootSide
+) -> Event:
+    """The queue's ``url`` fetched for an agent: the agent's leg took the caller."""
+    agent_call = _sid(params, "DequeingCallSid")
+    return Event(
+        SOURCE,
+        call_sid,
+        f"{call_sid}:queue_url:{agent_call}",
+        Kind.AGENT_TAKEN,
+        received_at,
+        wait_s=_number(params, "QueueTime"),
+        leg=agent_call,
+        **root,
+    )
+
+
+def _dial_result(
+    params: Mapping[str, str], call_sid: str, received_at: datetime, root: RootSide
+) -> Event:
+    """The ``<Dial>`` action: its verdict, the leg it bridged and for how long."""
+    status = params["DialCallStatus"]
+    if status not in _DIAL:
+        raise Malformed(f"parameter DialCallStatus has an unknown value: {status[:40]!r}")
+    leg = _sid(params, "DialCallSid", required=False)
+    verdict = _DIAL[status]
+    return Event(
+        SOURCE,
+        call_sid,
+        f"{call_sid}:dial_action:{leg or ''}",
+        Kind.DIAL_RESULT,
+        received_at,
+        status=verdict.value,
+        answered=verdict is Disposition.ANSWERED,
+        leg=leg,
+        duration_s=_number(params, "DialCallDuration"),
+        **root,
     )
 
 

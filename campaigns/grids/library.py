@@ -3,7 +3,7 @@
 Searched in order, a directory earlier in the list shadowing the same slug and version
 later: ``DECROCHE_GRIDS_DIR`` (one or more directories, ``:``-separated), the ``grids/``
 directory beside the municipality's configuration file, then the shipped ``config/grids/``.
-Grids registered through the API live in the database (``grid_store.py``) and join these.
+Grids registered through the API live in the database (``grids/store.py``) and join these.
 """
 
 from __future__ import annotations

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
-
+from campaigns.grids import queries
 from campaigns.grids.library import GridLibrary
 from campaigns.grids.model import Grid, parse_grid
 
@@ -27,46 +26,22 @@ class GridNotFound(LookupError):
 async def store_grid(conn: Any, grid: Grid, source: str, origin: str) -> int:
     """The id of ``grid``'s stored version, storing or updating it (see the module)."""
     async with conn.transaction():
-        row = await conn.fetchrow(
-            "SELECT id, digest FROM grids WHERE slug = $1 AND version = $2 FOR UPDATE",
-            grid.slug,
-            grid.version,
-        )
+        row = await queries.version_for_update(conn, grid.slug, grid.version)
         if row is None:
-            gid: int | None = await conn.fetchval(
-                "INSERT INTO grids (slug, version, name, definition, digest, source, origin) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7) "
-                "ON CONFLICT (slug, version) DO NOTHING RETURNING id",
-                grid.slug,
-                grid.version,
-                grid.name,
-                grid.as_dict(),
-                grid.digest,
-                source,
-                origin,
-            )
+            gid = await queries.insert_grid(conn, grid, source, origin)
             if gid is None:  # stored by another writer meanwhile: compare with theirs
                 return await store_grid(conn, grid, source, origin)
             return gid
         if row["digest"] == grid.digest:
             return int(row["id"])
         await _refuse_if_used(conn, int(row["id"]), grid, origin)
-        await conn.execute(
-            "UPDATE grids SET name = $2, definition = $3, digest = $4, source = $5, "
-            "origin = $6, updated_at = now() WHERE id = $1",
-            row["id"],
-            grid.name,
-            grid.as_dict(),
-            grid.digest,
-            source,
-            origin,
-        )
+        await queries.update_grid(conn, row["id"], grid, source, origin)
         return int(row["id"])
 
 
 async def _refuse_if_used(conn: Any, grid_id: int, grid: Grid, origin: str) -> None:
     """Another content for the stored version ``grid_id``: refused once an evaluation uses it."""
-    used = await conn.fetchval("SELECT count(*) FROM evaluations WHERE grid_id = $1", grid_id)
+    used = await queries.evaluations_using(conn, grid_id)
     if used:
         raise GridConflict(
             f"grid {grid.label} ({origin}) differs from the stored version that "
@@ -78,12 +53,7 @@ async def _refuse_if_used(conn: Any, grid_id: int, grid: Grid, origin: str) -> N
 async def stored_grid(conn: Any, grid_id: int, *, lock: bool = False) -> Grid:
     """A stored grid; ``lock`` holds it (share mode) until the transaction ends, so that
     nobody replaces its definition while an evaluation scored with it is being saved."""
-    sql = (
-        "SELECT definition FROM grids WHERE id = $1 FOR SHARE"
-        if lock
-        else "SELECT definition FROM grids WHERE id = $1"
-    )
-    definition = await conn.fetchval(sql, grid_id)
+    definition = await queries.definition(conn, grid_id, lock=lock)
     if definition is None:
         raise GridNotFound(f"no stored grid {grid_id}")
     return parse_grid(definition, f"stored grid {grid_id}")
@@ -98,9 +68,7 @@ async def resolve_grid(
     ``store=False`` changes nothing (a plan's preview, reading a grid): it answers what
     storing would give — the id is None for a file's version not stored yet — and refuses
     what storing would refuse."""
-    stored = await conn.fetch(
-        "SELECT id, version, digest FROM grids WHERE slug = $1 ORDER BY version DESC", slug
-    )
+    stored = await queries.versions(conn, slug)
     from_file = library.get(slug, version)
     best_stored = next((r for r in stored if version is None or r["version"] == version), None)
     if from_file is not None and (
@@ -119,12 +87,9 @@ async def resolve_grid(
     if best_stored is not None:
         return int(best_stored["id"]), await stored_grid(conn, int(best_stored["id"]))
     wanted = slug if version is None else f"{slug} v{version}"
-    known = sorted({s for s, _ in library.grids} | {r["slug"] for r in await all_slugs(conn)})
+    in_db = {r["slug"] for r in await queries.all_slugs(conn)}
+    known = sorted({s for s, _ in library.grids} | in_db)
     raise GridNotFound(f"no grid {wanted} (known: {', '.join(known) or 'none'})")
-
-
-async def all_slugs(conn: Any) -> list[asyncpg.Record]:
-    return list(await conn.fetch("SELECT DISTINCT slug FROM grids ORDER BY slug"))
 
 
 async def list_grids(conn: Any, library: GridLibrary) -> list[dict[str, Any]]:
@@ -139,12 +104,7 @@ async def list_grids(conn: Any, library: GridLibrary) -> list[dict[str, Any]]:
             "stored": False,
             "evaluations": 0,
         }
-    rows = await conn.fetch(
-        "SELECT g.slug, g.version, g.name, g.origin, g.digest, "
-        "(SELECT count(*) FROM evaluations e WHERE e.grid_id = g.id) AS evaluations "
-        "FROM grids g"
-    )
-    for r in rows:
+    for r in await queries.stored_versions(conn):
         entry = out.setdefault(
             (r["slug"], r["version"]),
             {"slug": r["slug"], "version": r["version"], "name": r["name"], "file": None},

@@ -147,6 +147,7 @@ def to_ics(
     scenarios = {s.id: s for s in spec.scenarios}
     evaluators = {e.email: e.name for e in spec.evaluators}
     names = names or {}
+    links = links or {}
     now = _utc(stamp or datetime.combine(spec.starts_on, time(), UTC))
     lines = [
         "BEGIN:VCALENDAR",
@@ -157,9 +158,6 @@ def to_ics(
         f"X-WR-CALNAME:{_escape(spec.name)}",
     ]
     for i, c in enumerate(calls):
-        uid = hashlib.sha256(
-            f"{spec.name}|{spec.seed}|{c.scheduled_at.isoformat()}|{c.service}|{c.number}".encode()
-        ).hexdigest()[:32]
         service = names.get(c.service, c.service)
         description = [f"Numéro à appeler : {c.number}", f"Service : {service}"]
         scenario = scenarios.get(c.scenario or "")
@@ -168,28 +166,51 @@ def to_ics(
             if scenario.expected:
                 description.append(f"Réponse attendue : {scenario.expected}")
         description.append(f"Grille : {spec.grid}")
-        if links and i in links:
+        if i in links:
             description.append(f"Grille à remplir : {links[i]}")
-        event = [
-            "BEGIN:VEVENT",
-            f"UID:{uid}@decroche",
-            f"DTSTAMP:{now}",
-            f"DTSTART:{_utc(c.scheduled_at)}",
-            f"DTEND:{_utc(c.scheduled_at + timedelta(minutes=spec.call_minutes))}",
-            f"SUMMARY:{_escape(f'Appel mystère — {service}')}",
-            f"LOCATION:{_escape(f'tel:{c.number}')}",
-            f"DESCRIPTION:{_escape(chr(10).join(description))}",
-            *([f"URL:{links[i]}"] if links and i in links else []),
-            f'ATTENDEE;CN="{_param(evaluators.get(c.evaluator, c.evaluator))}"'
-            f":mailto:{c.evaluator}",
-            "CATEGORIES:Appel mystère",
-            "BEGIN:VALARM",
-            "ACTION:DISPLAY",
-            "TRIGGER:-PT15M",
-            f"DESCRIPTION:{_escape(f'Appel mystère — {service}')}",
-            "END:VALARM",
-            "END:VEVENT",
-        ]
-        lines.extend(event)
+        lines += _event(
+            spec,
+            c,
+            service=service,
+            evaluator=evaluators.get(c.evaluator, c.evaluator),
+            description=description,
+            link=links.get(i),
+            stamp=now,
+        )
     lines.append("END:VCALENDAR")
     return "".join(f"{part}\r\n" for line in lines for part in _fold(line))
+
+
+def _event(
+    spec: CampaignSpec,
+    c: PlannedCall,
+    *,
+    service: str,
+    evaluator: str,
+    description: list[str],
+    link: str | None,
+    stamp: str,
+) -> list[str]:
+    """The (unfolded) lines of one call's event; ``service`` and ``evaluator``: their names."""
+    uid = hashlib.sha256(
+        f"{spec.name}|{spec.seed}|{c.scheduled_at.isoformat()}|{c.service}|{c.number}".encode()
+    ).hexdigest()[:32]
+    return [
+        "BEGIN:VEVENT",
+        f"UID:{uid}@decroche",
+        f"DTSTAMP:{stamp}",
+        f"DTSTART:{_utc(c.scheduled_at)}",
+        f"DTEND:{_utc(c.scheduled_at + timedelta(minutes=spec.call_minutes))}",
+        f"SUMMARY:{_escape(f'Appel mystère — {service}')}",
+        f"LOCATION:{_escape(f'tel:{c.number}')}",
+        f"DESCRIPTION:{_escape(chr(10).join(description))}",
+        *([f"URL:{link}"] if link is not None else []),
+        f'ATTENDEE;CN="{_param(evaluator)}":mailto:{c.evaluator}',
+        "CATEGORIES:Appel mystère",
+        "BEGIN:VALARM",
+        "ACTION:DISPLAY",
+        "TRIGGER:-PT15M",
+        f"DESCRIPTION:{_escape(f'Appel mystère — {service}')}",
+        "END:VALARM",
+        "END:VEVENT",
+    ]

@@ -199,3 +199,151 @@ async def update_run(conn: Any, call_id: int, sid: str, sets: str, *args: Any) -
         *args,
     )
     return status == "UPDATE 1"
+
+
+# -- what each callback of an assisted call changes in its run (voice_flow) ----------------
+
+# The run's columns a leg's moment may fill (the values of voice.TARGET_MOMENTS).
+MOMENT_COLUMNS = {"target_initiated_at", "target_ringing_at", "target_answered_at"}
+
+
+def _moment(column: str, param: int) -> str:
+    """The assignment keeping the first time of a moment (callbacks may come twice)."""
+    if column not in MOMENT_COLUMNS:
+        raise ValueError(f"not a moment of a run: {column!r}")
+    return f"{column} = coalesce({column}, ${param})"
+
+
+async def call_brief(conn: Any, call_id: int) -> asyncpg.Record | None:
+    """What the evaluator's briefing says: the number, service, scenario and campaign spec."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT m.number, m.service, m.scenario, c.spec FROM mystery_calls m "
+        "JOIN campaigns c ON c.id = m.campaign_id WHERE m.id = $1",
+        call_id,
+    )
+    return row
+
+
+async def call_number(conn: Any, call_id: int) -> str:
+    """The number a call dials (of a call known to exist: just locked)."""
+    number: str = await conn.fetchval("SELECT number FROM mystery_calls WHERE id = $1", call_id)
+    return number
+
+
+async def run_bridged(conn: Any, call_id: int, sid: str, answered_at: datetime | None) -> bool:
+    """The evaluator picked up at ``answered_at`` (None for a probe: its pick-up is timed
+    by its leg's own event)."""
+    if answered_at is None:
+        return await update_run(conn, call_id, sid, "state = 'bridged'")
+    sets = "state = 'bridged', evaluator_answered_at = coalesce(evaluator_answered_at, $3)"
+    return await update_run(conn, call_id, sid, sets, answered_at)
+
+
+async def run_seen(conn: Any, call_id: int, sid: str) -> bool:
+    """Only the leg is recorded (the run's state stays); False when no run has it."""
+    return await update_run(conn, call_id, sid, "state = state")
+
+
+async def evaluator_unanswered(
+    conn: Any, call_id: int, sid: str, at: datetime, outcome: str
+) -> bool:
+    sets = "state = 'ended', ended_at = coalesce(ended_at, $3), outcome = coalesce(outcome, $4)"
+    return await update_run(conn, call_id, sid, sets, at, outcome)
+
+
+async def evaluator_hung_up(conn: Any, call_id: int, sid: str, at: datetime, detail: str) -> bool:
+    """The evaluator's leg completed without a ``<Dial>`` verdict (yet): no target leg
+    means nobody took the call for real; ``detail`` when they had picked up."""
+    sets = (
+        "state = 'ended', ended_at = coalesce(ended_at, $3), outcome = coalesce(outcome, "
+        "CASE WHEN target_sid IS NULL THEN 'evaluator-no-answer' ELSE 'failed' END), "
+        "detail = coalesce(detail, CASE WHEN evaluator_answered_at IS NOT NULL AND "
+        "target_sid IS NULL THEN $4 END)"
+    )
+    return await update_run(conn, call_id, sid, sets, at, detail)
+
+
+async def target_moment(
+    conn: Any, call_id: int, sid: str, target_sid: str | None, column: str | None, at: datetime
+) -> bool:
+    """The target's leg (``target_sid``) is known, and its moment ``column`` if any."""
+    if column is None:
+        return await update_run(
+            conn, call_id, sid, "target_sid = coalesce(target_sid, $3)", target_sid
+        )
+    sets = f"target_sid = coalesce(target_sid, $3), {_moment(column, 4)}"
+    return await update_run(conn, call_id, sid, sets, target_sid, at)
+
+
+async def probe_moment(conn: Any, call_id: int, sid: str, column: str, at: datetime) -> bool:
+    return await update_run(conn, call_id, sid, _moment(column, 3), at)
+
+
+async def probe_ended(conn: Any, call_id: int, sid: str, at: datetime, outcome: str) -> bool:
+    sets = "state = 'ended', ended_at = coalesce(ended_at, $3), outcome = $4"
+    return await update_run(conn, call_id, sid, sets, at, outcome)
+
+
+async def dial_verdict(
+    conn: Any, call_id: int, sid: str, outcome: str, seconds: int | None, detail: str
+) -> bool:
+    """The ``<Dial>``'s verdict: it wins over what the evaluator's leg implied."""
+    sets = "outcome = $3, dial_seconds = $4, detail = $5"
+    return await update_run(conn, call_id, sid, sets, outcome, seconds, detail)
+
+
+async def recording_ready(
+    conn: Any,
+    call_id: int,
+    sid: str,
+    recording_sid: str | None,
+    url: str | None,
+    seconds: int | None,
+) -> bool:
+    sets = "recording_sid = $3, recording_url = $4, recording_seconds = $5"
+    return await update_run(conn, call_id, sid, sets, recording_sid, url, seconds)
+
+
+async def ring_moments(conn: Any, call_id: int) -> asyncpg.Record | None:
+    """The target's moments and the campaign's grid definition, the run locked."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT r.target_initiated_at, r.target_ringing_at, r.target_answered_at, "
+        "g.definition FROM mystery_runs r JOIN mystery_calls m ON m.id = r.mystery_call_id "
+        "JOIN campaigns c ON c.id = m.campaign_id JOIN grids g ON g.id = c.grid_id "
+        "WHERE r.mystery_call_id = $1 FOR UPDATE OF r",
+        call_id,
+    )
+    return row
+
+
+async def set_ring(conn: Any, call_id: int, ring: float, prefill: Any) -> None:
+    await conn.execute(
+        "UPDATE mystery_runs SET ring_seconds = $2, prefill = $3 WHERE mystery_call_id = $1",
+        call_id,
+        ring,
+        prefill,
+    )
+
+
+# -- recordings' expiry (recordings.py) ----------------------------------------------------
+
+
+async def recordings_placed_before(conn: Any, before: datetime) -> list[asyncpg.Record]:
+    """Mystery-call recordings not yet erased, of runs placed before ``before``."""
+    return list(
+        await conn.fetch(
+            "SELECT mystery_call_id, recording_sid FROM mystery_runs WHERE recording_sid IS NOT "
+            "NULL AND recording_erased_at IS NULL AND placed_at < $1 ORDER BY placed_at",
+            before,
+        )
+    )
+
+
+async def recording_erased(conn: Any, call_id: int, now: datetime) -> None:
+    """Deleted at Twilio: the run keeps when, not where."""
+    await conn.execute(
+        "UPDATE mystery_runs SET recording_erased_at = $2, recording_url = NULL "
+        "WHERE mystery_call_id = $1",
+        call_id,
+        now,
+    )

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from service.outside.twilio.rest import TwilioRest
+from campaigns.run import queries as q
 from service.privacy.recordings import RecordingDeleter
 from service.settings import Settings
 
@@ -28,11 +28,7 @@ async def erase_expired(
     now: datetime,
 ) -> tuple[int, list[str]]:
     """Delete what has outlived ``keep_days``; (how many were erased, what was kept, why)."""
-    rows = await pool.fetch(
-        "SELECT mystery_call_id, recording_sid FROM mystery_runs WHERE recording_sid IS NOT "
-        "NULL AND recording_erased_at IS NULL AND placed_at < $1 ORDER BY placed_at",
-        now - timedelta(days=keep_days),
-    )
+    rows = await q.recordings_placed_before(pool, now - timedelta(days=keep_days))
     erased, errors = 0, []
     for r in rows:
         try:
@@ -40,28 +36,23 @@ async def erase_expired(
         except Exception as exc:  # TwilioUnavailable, or anything the library raises
             errors.append(f"{r['recording_sid']}: {exc}")
             continue
-        await pool.execute(
-            "UPDATE mystery_runs SET recording_erased_at = $2, recording_url = NULL "
-            "WHERE mystery_call_id = $1",
-            r["mystery_call_id"],
-            now,
-        )
+        await q.recording_erased(pool, r["mystery_call_id"], now)
         erased += 1
     return erased, errors
 
 
-async def recordings_job(pool: asyncpg.Pool, settings: Settings) -> int:
-    """The scheduled job: one pass of :func:`erase_expired` with the service's settings."""
+async def recordings_job(pool: asyncpg.Pool, settings: Settings, twilio: RecordingDeleter) -> int:
+    """The scheduled job: one pass of :func:`erase_expired` with the service's settings,
+    through ``twilio`` (the service's client)."""
     if not settings.twilio_account_sid:
         return 0
-    async with TwilioRest(settings) as twilio:
-        erased, errors = await erase_expired(
-            pool,
-            settings.twilio_account_sid,
-            settings.municipality.privacy.keep_recordings_days,
-            twilio,
-            datetime.now(UTC),
-        )
+    erased, errors = await erase_expired(
+        pool,
+        settings.twilio_account_sid,
+        settings.municipality.privacy.keep_recordings_days,
+        twilio,
+        datetime.now(UTC),
+    )
     if erased:
         log.info("campaigns: %d mystery-call recording(s) erased", erased)
     for error in errors:

@@ -37,21 +37,12 @@ async def answered(
     async with pool.acquire() as conn, conn.transaction():
         if not await q.lock_call(conn, call_id):
             return voice.hangup_twiml()
-        row = await conn.fetchrow(
-            "SELECT m.number, m.service, m.scenario, c.spec FROM mystery_calls m "
-            "JOIN campaigns c ON c.id = m.campaign_id WHERE m.id = $1",
-            call_id,
-        )
+        row = await q.call_brief(conn, call_id)
         run = await q.run_of(conn, call_id)
         probe = run is not None and run["kind"] == "probe"
         # A probe's pick-up is timed by its leg's own event (Twilio's clock, like its
         # ringing): this request carries no Timestamp and usually comes before that event.
-        sets = (
-            "state = 'bridged'"
-            if probe
-            else "state = 'bridged', evaluator_answered_at = coalesce(evaluator_answered_at, $3)"
-        )
-        ok = await q.update_run(conn, call_id, sid, sets, *(() if probe else (at,)))
+        ok = await q.run_bridged(conn, call_id, sid, None if probe else at)
     if ok and probe:
         return voice.probe_twiml()
     if not ok or row is None:
@@ -79,8 +70,8 @@ async def ready(
     async with pool.acquire() as conn, conn.transaction():
         if not await q.lock_call(conn, call_id):
             return voice.hangup_twiml()
-        number = await conn.fetchval("SELECT number FROM mystery_calls WHERE id = $1", call_id)
-        ok = await q.update_run(conn, call_id, params.get("CallSid", ""), "state = state")
+        number = await q.call_number(conn, call_id)
+        ok = await q.run_seen(conn, call_id, params.get("CallSid", ""))
     if not ok or settings.twilio_caller_id is None:
         return voice.hangup_twiml()
     return voice.bridge_twiml(
@@ -93,41 +84,30 @@ async def evaluator_leg(
 ) -> None:
     """An event of the evaluator's leg: only its end matters."""
     status = params.get("CallStatus", "")
+    sid = params.get("CallSid", "")
     at = voice.twilio_time(params, now)
     if status in voice.UNANSWERED:
-        sets = "state = 'ended', ended_at = coalesce(ended_at, $3), outcome = coalesce(outcome, $4)"
-        args: tuple[Any, ...] = (at, voice.UNANSWERED[status])
+        ok = await q.evaluator_unanswered(pool, call_id, sid, at, voice.UNANSWERED[status])
     elif status == "completed":
-        # Hung up without a <Dial> verdict (yet): no target leg means nobody took the call
-        # for real (no key pressed: a voicemail, or the evaluator hung up first).
-        sets = (
-            "state = 'ended', ended_at = coalesce(ended_at, $3), outcome = coalesce(outcome, "
-            "CASE WHEN target_sid IS NULL THEN 'evaluator-no-answer' ELSE 'failed' END), "
-            "detail = coalesce(detail, CASE WHEN evaluator_answered_at IS NOT NULL AND "
-            "target_sid IS NULL THEN $4 END)"
-        )
-        args = (at, "picked up but no key pressed (a voicemail?)")
+        # Hung up without a <Dial> verdict (yet): no key pressed means a voicemail, or the
+        # evaluator hung up first.
+        detail = "picked up but no key pressed (a voicemail?)"
+        ok = await q.evaluator_hung_up(pool, call_id, sid, at, detail)
     else:
-        sets, args = "state = state", ()
-    await _update(pool, call_id, params, sets, *args)
+        ok = await q.run_seen(pool, call_id, sid)
+    _known(ok, call_id)
 
 
 async def target_leg(
     pool: asyncpg.Pool, call_id: int, params: Mapping[str, str], now: datetime
 ) -> None:
     """An event of the target's leg: the moments that measure the ring time."""
-    status = params.get("CallStatus", "")
-    at = voice.twilio_time(params, now)
-    column = voice.TARGET_MOMENTS.get(status)
+    column = voice.TARGET_MOMENTS.get(params.get("CallStatus", ""))
     ours = params.get("ParentCallSid") or params.get("CallSid", "")
-    sets = "target_sid = coalesce(target_sid, $3)"
-    args: tuple[Any, ...] = (params.get("CallSid"),)
-    if column is not None:
-        sets += f", {column} = coalesce({column}, $4)"
-        args += (at,)
+    at = voice.twilio_time(params, now)
     async with pool.acquire() as conn, conn.transaction():
-        if not await q.update_run(conn, call_id, ours, sets, *args):
-            raise UnknownRun(call_id)
+        ok = await q.target_moment(conn, call_id, ours, params.get("CallSid"), column, at)
+        _known(ok, call_id)
         await _measure(conn, call_id)
 
 
@@ -137,56 +117,44 @@ async def probe_leg(
     """An event of a probe's leg (Twilio calling the closed service): the moments, and at
     the end the outcome."""
     status = params.get("CallStatus", "")
+    sid = params.get("CallSid", "")
     at = voice.twilio_time(params, now)
     column = voice.TARGET_MOMENTS.get(status)
-    args: tuple[Any, ...]
-    if column is not None:
-        sets, args = f"{column} = coalesce({column}, $3)", (at,)
-    elif status in voice.PROBE_OUTCOMES:
-        sets = "state = 'ended', ended_at = coalesce(ended_at, $3), outcome = $4"
-        args = (at, voice.PROBE_OUTCOMES[status])
-    else:
+    if column is None and status not in voice.PROBE_OUTCOMES:
         return
     async with pool.acquire() as conn, conn.transaction():
-        if not await q.update_run(conn, call_id, params.get("CallSid", ""), sets, *args):
-            raise UnknownRun(call_id)
+        if column is not None:
+            ok = await q.probe_moment(conn, call_id, sid, column, at)
+        else:
+            ok = await q.probe_ended(conn, call_id, sid, at, voice.PROBE_OUTCOMES[status])
+        _known(ok, call_id)
         await _measure(conn, call_id)
 
 
 async def _measure(conn: Any, call_id: int) -> None:
     """The ring time and the answers it pre-fills, from whatever moments are known."""
-    row = await conn.fetchrow(
-        "SELECT r.target_initiated_at, r.target_ringing_at, r.target_answered_at, "
-        "g.definition FROM mystery_runs r JOIN mystery_calls m ON m.id = r.mystery_call_id "
-        "JOIN campaigns c ON c.id = m.campaign_id JOIN grids g ON g.id = c.grid_id "
-        "WHERE r.mystery_call_id = $1 FOR UPDATE OF r",
-        call_id,
-    )
+    row = await q.ring_moments(conn, call_id)
+    assert row is not None  # the run was just updated, in this transaction
     ring = voice.ring_seconds(
         row["target_initiated_at"], row["target_ringing_at"], row["target_answered_at"]
     )
     if ring is not None:
-        await conn.execute(
-            "UPDATE mystery_runs SET ring_seconds = $2, prefill = $3 WHERE mystery_call_id = $1",
-            call_id,
-            ring,
-            voice.prefill(row["definition"], ring),
-        )
+        await q.set_ring(conn, call_id, ring, voice.prefill(row["definition"], ring))
 
 
 async def dialed(pool: asyncpg.Pool, call_id: int, params: Mapping[str, str], now: datetime) -> str:
     """The ``<Dial>`` ended: its verdict is the call's outcome."""
     outcome = voice.DIAL_OUTCOMES.get(params.get("DialCallStatus", ""), "failed")
     duration = params.get("DialCallDuration", "")
-    await _update(
+    ok = await q.dial_verdict(
         pool,
         call_id,
-        params,
-        "outcome = $3, dial_seconds = $4, detail = $5",
+        params.get("CallSid", ""),
         outcome,
         int(duration) if duration.isdigit() else None,
         f"DialCallStatus={params.get('DialCallStatus', '')}",
     )
+    _known(ok, call_id)
     return voice.closing_twiml(outcome)
 
 
@@ -197,20 +165,18 @@ async def recorded(
     if params.get("RecordingStatus", "completed") != "completed":
         return
     seconds = params.get("RecordingDuration", "")
-    await _update(
+    ok = await q.recording_ready(
         pool,
         call_id,
-        params,
-        "recording_sid = $3, recording_url = $4, recording_seconds = $5",
+        params.get("CallSid", ""),
         params.get("RecordingSid"),
         params.get("RecordingUrl"),
         int(seconds) if seconds.isdigit() else None,
     )
+    _known(ok, call_id)
 
 
-async def _update(
-    pool: asyncpg.Pool, call_id: int, params: Mapping[str, str], sets: str, *args: Any
-) -> None:
-    """Update the run of the leg ``CallSid`` names; UnknownRun when there is none."""
-    if not await q.update_run(pool, call_id, params.get("CallSid", ""), sets, *args):
+def _known(updated: bool, call_id: int) -> None:
+    """UnknownRun when no run of the call has the leg the callback names."""
+    if not updated:
         raise UnknownRun(call_id)

@@ -24,9 +24,11 @@ not looked for: the telephony cannot have seen them.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 PLACED_WINDOW = timedelta(minutes=5)
 MANUAL_BEFORE = timedelta(minutes=30)
@@ -65,6 +67,26 @@ class Finding:
 
     def as_dict(self) -> dict[str, object]:
         return {"call": self.call_id, "telephony_call": self.seen_id, "problem": self.problem}
+
+
+def made_of(
+    call: Mapping[str, Any],
+    caller_hash: str | None,
+    evaluator_hash: Callable[[str], str | None],
+) -> Made | None:
+    """What the telephony should have recorded of a stored call and its run (a row of
+    ``campaigns.queries.calls_made``); None when there is nothing to look for.
+    ``caller_hash``: of the number assisted calls and probes come from; ``evaluator_hash``:
+    of an evaluator's phone, by e-mail."""
+    if call["kind"] is not None and call["outcome"] in LOOKED_FOR:
+        answered = call["outcome"] == "answered" if call["kind"] == "assisted" else None
+        return Made(
+            call["id"], call["kind"], call["number"], call["placed_at"], caller_hash, answered
+        )
+    if call["mode"] == "manual" and call["evaluated"]:
+        return Made(call["id"], "manual", call["number"], call["scheduled_at"],
+                    evaluator_hash(call["evaluator"]), None)  # fmt: skip
+    return None
 
 
 def window(m: Made) -> tuple[datetime, datetime]:
@@ -111,3 +133,28 @@ def _best(m: Made, here: list[Seen]) -> Seen | None:
         withheld = [s for s in here if s.caller_hash is None]
         here = same or withheld
     return min(here, key=near, default=None)
+
+
+def report(
+    findings: Sequence[Finding],
+    calls: Mapping[int, Mapping[str, Any]],
+    pending: int,
+    tz: ZoneInfo,
+) -> dict[str, Any]:
+    """``{"checked", "seen", "pending", "discrepancies": [...]}``: the findings' figures and
+    each wrong one with its call's mode, number and local time (``calls`` by id)."""
+    return {
+        "checked": len(findings),
+        "seen": sum(f.seen_id is not None for f in findings),
+        "pending": pending,
+        "discrepancies": [
+            {
+                **f.as_dict(),
+                "mode": calls[f.call_id]["mode"],
+                "number": calls[f.call_id]["number"],
+                "scheduled_at": calls[f.call_id]["scheduled_at"].astimezone(tz).isoformat(),
+            }
+            for f in findings
+            if f.problem is not None
+        ],
+    }

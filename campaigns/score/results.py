@@ -209,56 +209,85 @@ def campaign_results(
 ) -> dict[str, Any]:
     """Everything the results page, the API and the exports show (``previous`` apart)."""
     done = [evals[c.id] for c in calls if c.id in evals]
-    service_rows = []
+    return {
+        "min_calls": MIN_CALLS,
+        "overall": figures(calls, evals, now, grid.scale),
+        "services": service_figures(grid, calls, evals, services, now),
+        "sections": section_figures(grid, done),
+        "items": item_figures(grid, done),
+        "strata": strata_figures(calls, evals, now, grid.scale, tz),
+        "evaluators": evaluator_figures(calls, evals, evaluators, now),
+        "definitions": DEFINITIONS_FR,
+    }
+
+
+def service_figures(
+    grid: Grid,
+    calls: Sequence[CallRow],
+    evals: Mapping[int, EvalRow],
+    names: Mapping[str, str],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Per service, in the order of the calls: its figures and its sections' mean scores."""
+    out = []
     for slug in dict.fromkeys(c.service for c in calls):
         mine = [c for c in calls if c.service == slug]
         mine_done = [evals[c.id] for c in mine if c.id in evals]
-        service_rows.append(
+        out.append(
             {
                 "service": slug,
-                "name": services.get(slug, slug),
+                "name": names.get(slug, slug),
                 **figures(mine, evals, now, grid.scale),
                 "sections": {s["id"]: s["mean_score"] for s in section_figures(grid, mine_done)},
             }
         )
-    evaluator_rows = []
+    return out
+
+
+def evaluator_figures(
+    calls: Sequence[CallRow],
+    evals: Mapping[int, EvalRow],
+    names: Mapping[str, str],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Per evaluator, in the order of the calls: how many calls were planned, done, missed
+    and to come."""
+    out = []
     for email in dict.fromkeys(c.evaluator for c in calls):
         mine = [c for c in calls if c.evaluator == email]
         states = Counter(state_of(c, c.id in evals, now) for c in mine)
-        evaluator_rows.append(
+        out.append(
             {
                 "email": email,
-                "name": evaluators.get(email, email),
+                "name": names.get(email, email),
                 "planned": len(mine),
                 "done": states["done"],
                 "missed": states["missed"],
                 "to_come": states["planned"],
             }
         )
+    return out
+
+
+def strata_figures(
+    calls: Sequence[CallRow],
+    evals: Mapping[int, EvalRow],
+    now: datetime,
+    scale: float,
+    tz: ZoneInfo,
+) -> dict[str, list[dict[str, Any]]]:
+    """The figures per half-day, moment of the day and weekday (local, in ``tz``)."""
     return {
-        "min_calls": MIN_CALLS,
-        "overall": figures(calls, evals, now, grid.scale),
-        "services": service_rows,
-        "sections": section_figures(grid, done),
-        "items": item_figures(grid, done),
-        "strata": {
-            "half_day": _by(
-                calls, evals, now, lambda c: c.half_day, list(HALF_DAYS_FR.items()), grid.scale
-            ),
-            "moment": _by(
-                calls, evals, now, lambda c: c.moment, list(MOMENTS_FR.items()), grid.scale
-            ),
-            "weekday": _by(
-                calls,
-                evals,
-                now,
-                lambda c: c.scheduled_at.astimezone(tz).isoweekday(),
-                [(i + 1, d) for i, d in enumerate(WEEKDAYS_FR)],
-                grid.scale,
-            ),
-        },
-        "evaluators": evaluator_rows,
-        "definitions": DEFINITIONS_FR,
+        "half_day": _by(calls, evals, now, lambda c: c.half_day, list(HALF_DAYS_FR.items()), scale),
+        "moment": _by(calls, evals, now, lambda c: c.moment, list(MOMENTS_FR.items()), scale),
+        "weekday": _by(
+            calls,
+            evals,
+            now,
+            lambda c: c.scheduled_at.astimezone(tz).isoweekday(),
+            [(i + 1, d) for i, d in enumerate(WEEKDAYS_FR)],
+            scale,
+        ),
     }
 
 

@@ -15,7 +15,7 @@ chosen option's value; ``text`` is a comment, never scored.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,41 +99,69 @@ def check_answers(grid: Grid, answers: Mapping[str, Any]) -> dict[str, Answer]:
 
 
 def _check(item: Item, value: Any) -> Answer:
+    """One answer checked against its item: a text, N/A where allowed, or its kind's value."""
     if item.kind == "text":
-        if not isinstance(value, str):
-            raise AnswerError(item.id, f"« {item.label} » takes a text")
-        if len(value) > 4000:
-            raise AnswerError(item.id, f"« {item.label} » is too long (4,000 characters at most)")
-        return value.strip()
+        return _check_text(item, value)
     if isinstance(value, str) and value.strip().lower() in NA_SPELLINGS:
         if not item.na_allowed:
             raise AnswerError(item.id, f"« {item.label} » cannot be N/A in this grid")
         return NA
-    if item.kind == "yes_no":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in YES_NO:
-            return YES_NO[value.strip().lower()]
-        if isinstance(value, int) and value in (0, 1):
-            return value == 1
-        raise AnswerError(item.id, f"« {item.label} » takes true or false (yes / no)")
-    if item.kind == "choice":
-        if not isinstance(value, str) or item.option(value) is None:
-            known = ", ".join(o.id for o in item.options)
-            raise AnswerError(item.id, f"« {item.label} » takes one of: {known}")
+    return _CHECKERS[item.kind](item, value)
+
+
+def _check_text(item: Item, value: Any) -> str:
+    if not isinstance(value, str):
+        raise AnswerError(item.id, f"« {item.label} » takes a text")
+    if len(value) > 4000:
+        raise AnswerError(item.id, f"« {item.label} » is too long (4,000 characters at most)")
+    return value.strip()
+
+
+def _check_yes_no(item: Item, value: Any) -> bool:
+    if isinstance(value, bool):
         return value
+    if isinstance(value, str) and value.strip().lower() in YES_NO:
+        return YES_NO[value.strip().lower()]
+    if isinstance(value, int) and value in (0, 1):
+        return value == 1
+    raise AnswerError(item.id, f"« {item.label} » takes true or false (yes / no)")
+
+
+def _check_choice(item: Item, value: Any) -> str:
+    if not isinstance(value, str) or item.option(value) is None:
+        known = ", ".join(o.id for o in item.options)
+        raise AnswerError(item.id, f"« {item.label} » takes one of: {known}")
+    return value
+
+
+def _number(item: Item, value: Any) -> int | float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise AnswerError(item.id, f"« {item.label} » takes a number")
-    if item.kind == "scale":
-        assert item.max is not None
-        if value != int(value) or not 0 <= value <= item.max:
-            raise AnswerError(
-                item.id, f"« {item.label} » takes a whole number from 0 to {item.max}"
-            )
-        return int(value)
-    if not 0 <= value <= 86_400:  # measured: seconds
+    return value
+
+
+def _check_scale(item: Item, value: Any) -> int:
+    value = _number(item, value)
+    assert item.max is not None
+    if value != int(value) or not 0 <= value <= item.max:
+        raise AnswerError(item.id, f"« {item.label} » takes a whole number from 0 to {item.max}")
+    return int(value)
+
+
+def _check_measured(item: Item, value: Any) -> float:
+    value = _number(item, value)
+    if not 0 <= value <= 86_400:  # seconds
         raise AnswerError(item.id, f"« {item.label} » takes seconds, from 0")
     return float(value)
+
+
+# A checker per scored kind (``text`` is checked before N/A: a text is never N/A).
+_CHECKERS: dict[str, Callable[[Item, Any], Answer]] = {
+    "yes_no": _check_yes_no,
+    "choice": _check_choice,
+    "scale": _check_scale,
+    "measured": _check_measured,
+}
 
 
 def _weighted(grid: Grid, pairs: list[tuple[Item, float | None]]) -> float | None:

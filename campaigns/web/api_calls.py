@@ -5,7 +5,6 @@ that they are in the quality team (``evaluations.access``)."""
 
 from __future__ import annotations
 
-import aiohttp
 import asyncpg
 from aiohttp import web
 
@@ -23,9 +22,9 @@ from campaigns.web.http import (
     utc_now,
 )
 from service.accounts.model import Principal, Role
-from service.keys import CALENDAR, DB_POOL, SETTINGS
+from service.keys import CALENDAR, DB_POOL, TWILIO
 from service.municipality.calendar import Calendar
-from service.outside.twilio.rest import TwilioRest, TwilioUnavailable
+from service.outside.twilio.rest import TwilioNotConfigured, TwilioUnavailable
 from service.web.auth import principal
 from service.web.errors import ApiError
 
@@ -93,34 +92,25 @@ async def get_recording(request: web.Request) -> web.StreamResponse:
             "(privacy.keep_recordings_days)",
             status=410,
         )
-    rest = TwilioRest(request.app[SETTINGS])
+    twilio = request.app[TWILIO]
     try:
-        sid, token = rest.credentials
-    except TwilioUnavailable as exc:
+        async with twilio.recording(run["recording_sid"]) as chunks:
+            out = web.StreamResponse(
+                headers={
+                    "Content-Type": "audio/mpeg",
+                    "Cache-Control": "private, no-store",
+                    "Content-Disposition": f'inline; filename="appel-mystere-{row["id"]}.mp3"',
+                }
+            )
+            await out.prepare(request)
+            async for chunk in chunks:
+                await out.write(chunk)
+            await out.write_eof()
+            return out
+    except TwilioNotConfigured as exc:
         raise ApiError(str(exc), status=503) from None
-    url = rest.media_url(sid, run["recording_sid"])
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        try:
-            async with session.get(url, auth=aiohttp.BasicAuth(sid, token)) as upstream:
-                if upstream.status != 200:
-                    raise ApiError(
-                        f"Twilio answered {upstream.status} for the recording", status=502
-                    )
-                out = web.StreamResponse(
-                    headers={
-                        "Content-Type": "audio/mpeg",
-                        "Cache-Control": "private, no-store",
-                        "Content-Disposition": f'inline; filename="appel-mystere-{row["id"]}.mp3"',
-                    }
-                )
-                await out.prepare(request)
-                async for chunk in upstream.content.iter_chunked(64 * 1024):
-                    await out.write(chunk)
-                await out.write_eof()
-                return out
-        except aiohttp.ClientError as exc:
-            raise ApiError(f"Twilio is unreachable for the recording: {exc}", status=502) from None
+    except TwilioUnavailable as exc:
+        raise ApiError(str(exc), status=502) from None
 
 
 @answers

@@ -6,6 +6,7 @@ import orjson
 from aiohttp import web
 
 from campaigns import flows
+from campaigns.grids import queries as grid_queries
 from campaigns.grids.model import parse_grid
 from campaigns.grids.store import (
     GridConflict,
@@ -45,9 +46,7 @@ async def get_grid(request: web.Request) -> web.Response:
         except GridNotFound as exc:
             raise ApiError(str(exc), status=404) from None
         except GridConflict as exc:
-            gid = await conn.fetchval(
-                "SELECT id FROM grids WHERE slug = $1 AND version = $2", slug, wanted
-            )
+            gid = await grid_queries.grid_id(conn, slug, wanted)
             if gid is None:  # the file's latest version clashes with a used one
                 raise ApiError(str(exc), status=409) from None
             grid = await stored_grid(conn, gid)

@@ -42,6 +42,19 @@ FIGURES_FR = {
     "excellent_share": "Part d'excellence",
     "too_few": "Trop peu d'appels",
 }
+ITEMS_FR = {
+    "section": "Section",
+    "id": "Code",
+    "label": "Critère",
+    "kind": "Type",
+    "critical": "Éliminatoire",
+    "weight": "Poids",
+    "n": "Appels notés",
+    "na": "Sans objet",
+    "mean_value": "Réussite moyenne",
+    "zero": "Échecs",
+    "too_few": FIGURES_FR["too_few"],
+}
 TABLES = ("services", "sections", "items", "strata", "calls")
 CALL_COLUMNS = ("id", *PLAN_FIELDS, "state", "score", "passed", "excellent")
 
@@ -119,61 +132,15 @@ def to_csv(results: Mapping[str, Any], table: str, calls: Sequence[Mapping[str, 
 
 def to_xlsx(results: Mapping[str, Any], calls: Sequence[Mapping[str, Any]]) -> bytes:
     """The workbook, French headers, one sheet a table."""
-    camp, grid = results["campaign"], results["grid"]
-    synthesis = pd.DataFrame(
-        [
-            ("Campagne", camp["name"]),
-            ("Période", f"du {camp['starts_on']} au {camp['ends_on']}"),
-            ("Grille", f"{grid['name']} ({grid['slug']}, version {grid['version']})"),
-            (
-                "Échelle",
-                f"sur {grid['scale']:g} ; réussite à {grid['pass_mark']:g}, "
-                f"excellence à {grid['excellence_mark']:g}",
-            ),
-            *((FIGURES_FR[k], results["overall"][k]) for k in FIGURE_COLUMNS),
-        ],
-        columns=["", "Valeur"],
-    )
-    if results.get("previous"):
-        prev = results["previous"]
-        synthesis = pd.concat(
-            [
-                synthesis,
-                pd.DataFrame(
-                    [
-                        ("Campagne précédente", prev["name"]),
-                        ("Note moyenne précédente", prev["overall"]["mean_score"]),
-                        ("Évolution de la note", prev["overall"]["delta_mean_score"]),
-                        ("Taux de réussite précédent", prev["overall"]["pass_rate"]),
-                        ("Évolution du taux de réussite", prev["overall"]["delta_pass_rate"]),
-                    ],
-                    columns=["", "Valeur"],
-                ),
-            ]
-        )
     sheets = {
-        "Synthèse": synthesis,
+        "Synthèse": synthesis_frame(results),
         "Services": services_frame(results).rename(
             columns={"service": "Service (code)", "name": "Service", **FIGURES_FR}
         ),
         "Sections": sections_frame(results).rename(
             columns={"id": "Code", "title": "Section", "n": "Appels", **FIGURES_FR}
         ),
-        "Critères": items_frame(results).rename(
-            columns={
-                "section": "Section",
-                "id": "Code",
-                "label": "Critère",
-                "kind": "Type",
-                "critical": "Éliminatoire",
-                "weight": "Poids",
-                "n": "Appels notés",
-                "na": "Sans objet",
-                "mean_value": "Réussite moyenne",
-                "zero": "Échecs",
-                "too_few": FIGURES_FR["too_few"],
-            }
-        ),
+        "Critères": items_frame(results).rename(columns=ITEMS_FR),
         "Strates": strata_frame(results).rename(
             columns={"stratum": "Strate", "key": "Code", "label": "Libellé", **FIGURES_FR}
         ),
@@ -182,6 +149,41 @@ def to_xlsx(results: Mapping[str, Any], calls: Sequence[Mapping[str, Any]]) -> b
             list(results["definitions"].items()), columns=["Terme", "Définition"]
         ),
     }
+    return _workbook(sheets)
+
+
+def synthesis_frame(results: Mapping[str, Any]) -> pd.DataFrame:
+    """The campaign, its grid and its overall figures (French labels), then the comparison
+    with the previous campaign when there is one."""
+    camp, grid = results["campaign"], results["grid"]
+    rows = [
+        ("Campagne", camp["name"]),
+        ("Période", f"du {camp['starts_on']} au {camp['ends_on']}"),
+        ("Grille", f"{grid['name']} ({grid['slug']}, version {grid['version']})"),
+        (
+            "Échelle",
+            f"sur {grid['scale']:g} ; réussite à {grid['pass_mark']:g}, "
+            f"excellence à {grid['excellence_mark']:g}",
+        ),
+        *((FIGURES_FR[k], results["overall"][k]) for k in FIGURE_COLUMNS),
+    ]
+    synthesis = pd.DataFrame(rows, columns=["", "Valeur"])
+    if not results.get("previous"):
+        return synthesis
+    prev = results["previous"]
+    previous = [
+        ("Campagne précédente", prev["name"]),
+        ("Note moyenne précédente", prev["overall"]["mean_score"]),
+        ("Évolution de la note", prev["overall"]["delta_mean_score"]),
+        ("Taux de réussite précédent", prev["overall"]["pass_rate"]),
+        ("Évolution du taux de réussite", prev["overall"]["delta_pass_rate"]),
+    ]
+    return pd.concat([synthesis, pd.DataFrame(previous, columns=["", "Valeur"])])
+
+
+def _workbook(sheets: Mapping[str, pd.DataFrame]) -> bytes:
+    """An XLSX file of the frames, one sheet each, columns as wide as their content (up to
+    60 characters, judged on the first 200 rows)."""
     out = io.BytesIO()
     with pd.ExcelWriter(out, engine="openpyxl") as writer:
         for name, frame in sheets.items():

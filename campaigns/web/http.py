@@ -1,5 +1,5 @@
 """What the campaign API handlers share: bodies (JSON or TOML), ids, the audit, names,
-and the translation of a flow's :class:`CampaignError` into a JSON error."""
+and the translation of a flow's :class:`CampaignError` into a JSON error and its status."""
 
 from __future__ import annotations
 
@@ -21,6 +21,20 @@ from service.web.errors import ApiError
 BODY_LIMIT = 512 * 1024  # a campaign of thousands of calls is a few kilobytes
 TOML_TYPES = ("application/toml", "text/toml", "text/x-toml")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# The HTTP status of each kind of flow error.
+STATUS: dict[type[flows.CampaignError], int] = {
+    flows.Invalid: 400,
+    flows.Forbidden: 403,
+    flows.NotFound: 404,
+    flows.Conflict: 409,
+    flows.Unplannable: 422,
+    flows.Faulty: 500,
+}
+
+
+def status_of(exc: flows.CampaignError) -> int:
+    """The HTTP status that says what kind of error ``exc`` is (500: a kind not mapped)."""
+    return next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 500)
 
 
 def answers(handler: Handler) -> Handler:
@@ -35,7 +49,7 @@ def answers(handler: Handler) -> Handler:
                 body["field"] = exc.field
             if exc.problems:
                 body["problems"] = exc.problems
-            return web.json_response(body, status=exc.status)
+            return web.json_response(body, status=status_of(exc))
 
     wrapped.__name__ = handler.__name__
     wrapped.__doc__ = handler.__doc__

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from html import escape
 from string import Template
 
+import asyncpg
 from aiohttp import web
 
 from service.accounts import queries as accounts
@@ -150,13 +151,11 @@ def _address(request: web.Request) -> str:
 
 
 async def login_post(request: web.Request) -> web.StreamResponse:
-    settings = request.app[SETTINGS]
-    pool = request.app[DB_POOL]
+    """Check the form, the throttle and the password; on success, open a session and go on
+    to the page asked for."""
     form = await _form(request)
     suite = _safe_next(form.get("suite"))
-    raw = request.cookies.get(LOGIN_CSRF_COOKIE)
-    nonce = unsign(settings.secret_key, raw) if raw else None
-    if nonce is None or not csrf_ok(settings.secret_key, nonce, form.get("csrf")):
+    if not _login_csrf_ok(request, form):
         request.app[METRICS].refuse("csrf")
         return _login_page(
             request,
@@ -170,61 +169,85 @@ async def login_post(request: web.Request) -> web.StreamResponse:
     try:
         email = normalise_email(typed)
     except ValueError:
-        return _login_page(
-            request,
-            email=typed,
-            suite=suite,
-            message="Adresse électronique invalide.",
-            error=True,
-            status=400,
-        )
+        return _login_refused(request, typed, suite, "Adresse électronique invalide.", 400)
+    pool = request.app[DB_POOL]
     address = _address(request)
+    if await _throttled(pool, email, address):
+        request.app[METRICS].refuse("login_throttled")
+        minutes = int(WINDOW.total_seconds() // 60)
+        message = f"Trop de tentatives : réessayez dans {minutes} minutes."
+        return _login_refused(request, typed, suite, message, 429)
+    user = await _checked_user(pool, email, password)
+    if user is None:
+        await accounts.record_failure(pool, email, address)
+        request.app[METRICS].refuse("login_failed")
+        return _login_refused(request, typed, suite, "Adresse ou mot de passe incorrect.", 401)
+    await _logged_in(pool, user, email, password)
+    raise await _open_session(request, user, email, address, suite)
+
+
+def _login_csrf_ok(request: web.Request, form: dict[str, str]) -> bool:
+    """Whether the form carries the token derived from the login form's signed cookie."""
+    secret = request.app[SETTINGS].secret_key
+    raw = request.cookies.get(LOGIN_CSRF_COOKIE)
+    nonce = unsign(secret, raw) if raw else None
+    return nonce is not None and csrf_ok(secret, nonce, form.get("csrf"))
+
+
+def _login_refused(
+    request: web.Request, typed: str, suite: str, message: str, status: int
+) -> web.Response:
+    """The login form again, with what was typed and why it was refused."""
+    return _login_page(
+        request, email=typed, suite=suite, message=message, error=True, status=status
+    )
+
+
+async def _throttled(pool: asyncpg.Pool, email: str, address: str) -> bool:
+    """Whether the account or the address failed too often within :data:`WINDOW`."""
     by_email, by_address = await accounts.recent_failures(
         pool, email, address, datetime.now(UTC) - WINDOW
     )
-    if by_email >= MAX_PER_ACCOUNT or by_address >= MAX_PER_ADDRESS:
-        request.app[METRICS].refuse("login_throttled")
-        minutes = int(WINDOW.total_seconds() // 60)
-        return _login_page(
-            request,
-            email=typed,
-            suite=suite,
-            message=f"Trop de tentatives : réessayez dans {minutes} minutes.",
-            error=True,
-            status=429,
-        )
+    return by_email >= MAX_PER_ACCOUNT or by_address >= MAX_PER_ADDRESS
+
+
+async def _checked_user(pool: asyncpg.Pool, email: str, password: str) -> asyncpg.Record | None:
+    """The enabled account of ``email`` when ``password`` is its password; None otherwise."""
     user = await accounts.get_user(pool, email)
     stored = user["password_hash"] if user is not None and user["disabled_at"] is None else None
     # Argon2 takes tens of milliseconds of CPU: off the event loop.
     ok = await asyncio.to_thread(verify_password, stored, password)
-    if not ok or user is None:
-        await accounts.record_failure(pool, email, address)
-        request.app[METRICS].refuse("login_failed")
-        return _login_page(
-            request,
-            email=typed,
-            suite=suite,
-            message="Adresse ou mot de passe incorrect.",
-            error=True,
-            status=401,
-        )
+    return user if ok else None
+
+
+async def _logged_in(pool: asyncpg.Pool, user: asyncpg.Record, email: str, password: str) -> None:
+    """Forget the account's failures, and rehash its password under today's parameters."""
     await accounts.clear_failures(pool, email)
     if needs_rehash(user["password_hash"]):
         await accounts.set_password(
             pool, user["id"], await asyncio.to_thread(hash_password, password)
         )
+
+
+async def _open_session(
+    request: web.Request, user: asyncpg.Record, email: str, address: str, suite: str
+) -> web.HTTPSeeOther:
+    """Open and audit a session for ``user``: the redirection to ``suite`` that sets its
+    cookie."""
+    pool = request.app[DB_POOL]
+    secret = request.app[SETTINGS].secret_key
     sid = await accounts.create_session(pool, user["id"], SESSION_LIFETIME)
     await accounts.audit(pool, f"user:{user['id']} {email}", "session.open", address=address)
     resp = web.HTTPSeeOther(suite)
     set_cookie(
         resp,
         SESSION_COOKIE,
-        sign(settings.secret_key, sid),
+        sign(secret, sid),
         max_age=int(SESSION_LIFETIME.total_seconds()),
         secure=_secure(request),
     )
     resp.del_cookie(LOGIN_CSRF_COOKIE, path="/")
-    raise resp
+    return resp
 
 
 async def logout(request: web.Request) -> web.StreamResponse:

@@ -32,6 +32,12 @@ async def get_user(conn: Conn, email: str) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM users WHERE email = $1", email)
 
 
+async def user_email(conn: Conn, user_id: int) -> str | None:
+    """The e-mail address of user ``user_id``; None when there is no such user."""
+    email: str | None = await conn.fetchval("SELECT email FROM users WHERE id = $1", user_id)
+    return email
+
+
 async def list_users(conn: Conn) -> list[asyncpg.Record]:
     return list(
         await conn.fetch(

@@ -143,25 +143,25 @@ async def update_user(request: web.Request) -> web.Response:
     uid = _id(request)
     data = await read_json_object(request)
     pool = request.app[DB_POOL]
-    row = await pool.fetchrow("SELECT email FROM users WHERE id = $1", uid)
-    if row is None:
+    email = await accounts.user_email(pool, uid)
+    if email is None:
         raise ApiError(f"no user {uid}", status=404)
-    out: dict[str, Any] = {"id": uid, "email": row["email"]}
+    out: dict[str, Any] = {"id": uid, "email": email}
     if "role" in data:
         try:
             role = parse_role(text_field(data, "role", max_len=20))
         except ValueError as exc:
             raise ApiError(str(exc), field="role") from None
         await accounts.set_role(pool, uid, role)
-        await accounts.audit(pool, who.label, "user.role", row["email"], {"role": role.value})
+        await accounts.audit(pool, who.label, "user.role", email, {"role": role.value})
         out["role"] = role.value
     if data.get("disabled") is True:
         await accounts.disable_user(pool, uid)
-        await accounts.audit(pool, who.label, "user.disable", row["email"])
+        await accounts.audit(pool, who.label, "user.disable", email)
         out["disabled"] = True
     if data.get("setup_link") is True:
         token = await accounts.new_setup_link_token(pool, uid, SETUP_LINK_VALIDITY)
-        await accounts.audit(pool, who.label, "user.setup_link", row["email"])
+        await accounts.audit(pool, who.label, "user.setup_link", email)
         out["setup_link"] = setup_link(request, token)
     if len(out) == 2:
         raise ApiError("nothing to change: give role, disabled: true or setup_link: true")

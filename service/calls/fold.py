@@ -38,52 +38,95 @@ def _order(e: Event) -> tuple[datetime, int, str, str]:
 
 def fold(events: Iterable[Event]) -> Call | None:
     """The call described by ``events`` (all of one ``call_key``), or None when empty."""
+    evs = _distinct(events)
+    if all(e.kind is Kind.OTHER for e in evs):
+        return None
+    summaries = [e for e in evs if e.kind is Kind.SUMMARY]
+    if summaries:
+        return _from_summary(max(summaries, key=lambda e: (e.received_at, e.dedup_key)))
+    return _from_events(evs)
+
+
+def _distinct(events: Iterable[Event]) -> list[Event]:
+    """Each delivery once, in the order of :func:`_order`."""
     unique: dict[str, Event] = {}
     for e in events:
         # A redelivery differs only by its receipt time; keep the earliest copy.
         kept = unique.get(e.dedup_key)
         if kept is None or e.received_at < kept.received_at:
             unique[e.dedup_key] = e
-    evs = sorted(unique.values(), key=_order)
-    if all(e.kind is Kind.OTHER for e in evs):
-        return None
-    summaries = [e for e in evs if e.kind is Kind.SUMMARY]
-    if summaries:
-        return _from_summary(max(summaries, key=lambda e: (e.received_at, e.dedup_key)))
+    return sorted(unique.values(), key=_order)
+
+
+def _from_events(evs: list[Event]) -> Call:
+    """The call the events of a leg-by-leg source describe (``evs``: distinct, in order)."""
     first = evs[0]
+    started_at, from_events = _start(evs)
+    ends = [e for e in evs if e.kind is Kind.ENDED]
+    ended_at = max((e.at for e in ends if e.at is not None), default=None)
+    first_answer = _first_answer(evs)
+    results = [e for e in evs if e.kind in (Kind.QUEUE_RESULT, Kind.DIAL_RESULT)]
+    answered = _answered(evs, results, ends)
+    reported_wait = _reported_wait(evs, answered)
+    answered_at = first_answer.at if first_answer else None
+    if answered and answered_at is None:
+        answered_at = _inferred_answer(evs, results, started_at, ended_at, reported_wait)
+    return Call(
+        source=first.source,
+        external_id=first.call_key,
+        direction=_direction(evs),
+        line=next((e.line for e in evs if e.line), None),
+        queue=next((e.queue for e in evs if e.queue), None),
+        caller=next((e.caller for e in evs if e.caller), None),
+        agent=_agent(evs, first_answer),
+        started_at=started_at,
+        answered_at=answered_at,
+        ended_at=ended_at,
+        wait_s=_wait(reported_wait, answered, started_at, answered_at, ended_at),
+        answered=answered,
+        disposition=_disposition(answered, results, ends),
+        time_from_events=from_events,
+        recording_url=next((e.recording_url for e in reversed(evs) if e.recording_url), None),
+    )
 
+
+def _direction(evs: list[Event]) -> str:
     directions = {e.direction for e in evs if e.direction}
-    direction = "outbound" if directions == {"outbound"} else "inbound"
-    line = next((e.line for e in evs if e.line), None)
-    caller = next((e.caller for e in evs if e.caller), None)
-    queue = next((e.queue for e in evs if e.queue), None)
+    return "outbound" if directions == {"outbound"} else "inbound"
 
+
+def _start(evs: list[Event]) -> tuple[datetime, bool]:
+    """When the call started, and whether an event gave that instant (else: the earliest
+    receipt)."""
     instants = [e.at for e in evs if e.at is not None]
     instants += [
         e.at - timedelta(seconds=e.duration_s)
         for e in evs
         if e.kind is Kind.ENDED and e.at is not None and e.duration_s is not None
     ]
-    from_events = bool(instants)
-    started_at = min(instants) if instants else min(e.received_at for e in evs)
-    queue_entered = min(
-        (e.at for e in evs if e.kind is Kind.STARTED and e.queue and e.at), default=None
-    )
+    if instants:
+        return min(instants), True
+    return min(e.received_at for e in evs), False
 
-    ends = [e for e in evs if e.kind is Kind.ENDED]
-    ended_at = max((e.at for e in ends if e.at is not None), default=None)
 
-    answers = [e for e in evs if e.kind is Kind.AGENT_ANSWERED]
-    timed_answers = [e for e in answers if e.at is not None]
-    first_answer = min(timed_answers, key=_order) if timed_answers else None
-    results = [e for e in evs if e.kind in (Kind.QUEUE_RESULT, Kind.DIAL_RESULT)]
-    answered = (
-        bool(answers)
-        or any(e.kind is Kind.AGENT_TAKEN for e in evs)
+def _first_answer(evs: list[Event]) -> Event | None:
+    """The earliest timed pick-up by an agent."""
+    timed = [e for e in evs if e.kind is Kind.AGENT_ANSWERED and e.at is not None]
+    return min(timed, key=_order) if timed else None
+
+
+def _answered(evs: list[Event], results: list[Event], ends: list[Event]) -> bool:
+    """Whether anything says an agent answered: a pick-up (timed or not), a dequeue, an
+    answered queue or dial verdict, an end that says so."""
+    return (
+        any(e.kind is Kind.AGENT_ANSWERED or e.kind is Kind.AGENT_TAKEN for e in evs)
         or any(e.answered for e in results)
         or any(e.answered for e in ends)
     )
 
+
+def _reported_wait(evs: list[Event], answered: bool) -> float | None:
+    """The wait the source itself reports, by :data:`_WAIT_PRIORITY`."""
     waits = sorted(
         (e for e in evs if e.wait_s is not None and e.kind in _WAIT_PRIORITY),
         key=lambda e: (_WAIT_PRIORITY[e.kind], _order(e)),
@@ -92,52 +135,56 @@ def fold(events: Iterable[Event]) -> Call | None:
         # An answered call's reported wait comes from answer-side events only: a queue
         # verdict of "hangup" next to an agent answer would be contradictory noise.
         waits = [e for e in waits if e.kind is not Kind.QUEUE_RESULT or e.answered]
-    reported_wait = waits[0].wait_s if waits else None
+    return waits[0].wait_s if waits else None
 
-    answered_at = first_answer.at if first_answer else None
-    if answered and answered_at is None:
-        if reported_wait is not None:
-            answered_at = (queue_entered or started_at) + timedelta(seconds=reported_wait)
-        else:
-            talk = next((e.duration_s for e in results if e.answered and e.duration_s), None)
-            if ended_at is not None and talk is not None:
-                answered_at = max(started_at, ended_at - timedelta(seconds=talk))
 
+def _inferred_answer(
+    evs: list[Event],
+    results: list[Event],
+    started_at: datetime,
+    ended_at: datetime | None,
+    reported_wait: float | None,
+) -> datetime | None:
+    """The pick-up of an answered call no event dates: the queue entry (or the start) plus
+    the reported wait, else the end minus the talk time; None when neither is known."""
+    if reported_wait is not None:
+        queue_entered = min(
+            (e.at for e in evs if e.kind is Kind.STARTED and e.queue and e.at), default=None
+        )
+        return (queue_entered or started_at) + timedelta(seconds=reported_wait)
+    talk = next((e.duration_s for e in results if e.answered and e.duration_s), None)
+    if ended_at is not None and talk is not None:
+        return max(started_at, ended_at - timedelta(seconds=talk))
+    return None
+
+
+def _wait(
+    reported_wait: float | None,
+    answered: bool,
+    started_at: datetime,
+    answered_at: datetime | None,
+    ended_at: datetime | None,
+) -> float | None:
+    """The reported wait, else up to the pick-up (answered) or the end (the others); never
+    negative."""
     if reported_wait is not None:
         wait_s: float | None = reported_wait
     elif answered:
         wait_s = (answered_at - started_at).total_seconds() if answered_at else None
     else:
         wait_s = (ended_at - started_at).total_seconds() if ended_at else None
-    if wait_s is not None:
-        wait_s = max(0.0, wait_s)
+    return None if wait_s is None else max(0.0, wait_s)
 
-    agent = (first_answer.agent if first_answer else None) or next(
+
+def _agent(evs: list[Event], first_answer: Event | None) -> str | None:
+    """The agent of the first pick-up, else the first agent an answer-side event names."""
+    return (first_answer.agent if first_answer else None) or next(
         (
             e.agent
             for e in evs
             if e.agent and e.kind in (Kind.AGENT_ANSWERED, Kind.AGENT_TAKEN, Kind.DIAL_RESULT)
         ),
         None,
-    )
-    recording = next((e.recording_url for e in reversed(evs) if e.recording_url), None)
-
-    return Call(
-        source=first.source,
-        external_id=first.call_key,
-        direction=direction,
-        line=line,
-        queue=queue,
-        caller=caller,
-        agent=agent,
-        started_at=started_at,
-        answered_at=answered_at,
-        ended_at=ended_at,
-        wait_s=wait_s,
-        answered=answered,
-        disposition=_disposition(answered, results, ends),
-        time_from_events=from_events,
-        recording_url=recording,
     )
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import asyncpg
 
-from service.calls.queries import fold_pending
+from service.calls.queries import any_marked, database_now, fold_pending, marked_before
 from service.db.errors import describe, is_unavailable
 from service.privacy import Pseudonymiser
 
@@ -99,15 +99,13 @@ class Folder:
         rather than waiting forever.
         """
         pool = self._pool
-        if not await pool.fetchval("SELECT EXISTS (SELECT 1 FROM fold_queue)"):
+        if not await any_marked(pool):
             return
-        now = await pool.fetchval("SELECT clock_timestamp()")
+        now = await database_now(pool)
         deadline = time.monotonic() + timeout_s
         while True:
             await self.drain()
-            left = await pool.fetchval(
-                "SELECT count(*) FROM fold_queue WHERE enqueued_at <= $1", now
-            )
+            left = await marked_before(pool, now)
             if not left or time.monotonic() > deadline:
                 return
             await asyncio.sleep(0.005)  # another folder holds them: it is about to commit

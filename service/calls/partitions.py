@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 
 import asyncpg
 
 from service.calls.model import Event
+from service.calls.partition_queries import ensure_month_partitions
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class Partitions:
             missing = sorted(set(months) - self._known)
             if not missing:
                 return 0
-            made = int(await conn.fetchval("SELECT ensure_month_partitions($1::date[])", missing))
+            made = await ensure_month_partitions(conn, missing)
             self._known.update(missing)
         if made:
             log.info("partitions made for %s", ", ".join(m.strftime("%Y-%m") for m in missing))
@@ -85,22 +86,12 @@ def no_partition(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.CheckViolationError) and "no partition" in str(exc)
 
 
-async def existing_months(conn: asyncpg.Connection | asyncpg.Pool) -> Sequence[date]:
-    """The months whose partitions exist, oldest first (for docs and checks)."""
-    rows = await conn.fetch(
-        "SELECT to_date(substr(c.relname, 8), 'YYYY_MM') AS month FROM pg_inherits i "
-        "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'events'::regclass "
-        "ORDER BY 1"
-    )
-    return [r["month"] for r in rows]
-
-
 async def make_ahead(pool: asyncpg.Pool, now: datetime | None = None) -> int:
     """The scheduled job: this month's partitions and those of the months ahead, so that
     writers never have to make one (it locks the table while it is made)."""
     months = months_ahead(now or datetime.now(UTC))
     async with pool.acquire() as conn:
-        made = int(await conn.fetchval("SELECT ensure_month_partitions($1::date[])", months))
+        made = await ensure_month_partitions(conn, months)
     if made:
         log.info("partitions made ahead, up to %s", months[-1].strftime("%Y-%m"))
     return made

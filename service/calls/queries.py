@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -81,6 +80,9 @@ WHERE ctid IN (SELECT ctid FROM fold_queue ORDER BY enqueued_at
 RETURNING source, call_key
 """
 
+_ANY_MARKED = "SELECT EXISTS (SELECT 1 FROM fold_queue)"
+_MARKED_BEFORE = "SELECT count(*) FROM fold_queue WHERE enqueued_at <= $1"
+
 # Through call_keys: each call's month prunes the events to its own partition.
 _EVENTS_OF_CALLS = """
 SELECT e.source, e.call_key, e.dedup_key, e.kind, e.occurred_at, e.received_at,
@@ -90,14 +92,16 @@ JOIN call_keys ck ON ck.source = k.source AND ck.call_key = k.call_key
 JOIN events e ON e.month = ck.month AND e.source = k.source AND e.call_key = k.call_key
 """
 
-_CALL_COLUMNS = """source, external_id, direction, line, queue, caller_hash, caller_last2,
+# The columns a folded call writes, their types in a JSON row, and the update of a call
+# already stored: shared by this module's upsert and the bulk import's (bulk_queries).
+CALL_WRITTEN = """source, external_id, direction, line, queue, caller_hash, caller_last2,
     caller_number, agent, started_at, answered_at, ended_at, wait_s, answered, disposition,
     time_from_events, recording_url"""
-_CALL_TYPES = """source text, external_id text, direction text, line text, queue text,
+CALL_TYPES = """source text, external_id text, direction text, line text, queue text,
     caller_hash text, caller_last2 text, caller_number text, agent text,
     started_at timestamptz, answered_at timestamptz, ended_at timestamptz, wait_s float8,
     answered bool, disposition text, time_from_events bool, recording_url text"""
-_CALL_CONFLICT = """ON CONFLICT (source, external_id, month) DO UPDATE SET
+CALL_CONFLICT = """ON CONFLICT (source, external_id, month) DO UPDATE SET
     direction = EXCLUDED.direction, line = EXCLUDED.line, queue = EXCLUDED.queue,
     caller_hash = EXCLUDED.caller_hash, caller_last2 = EXCLUDED.caller_last2,
     caller_number = EXCLUDED.caller_number, agent = EXCLUDED.agent,
@@ -109,37 +113,12 @@ _CALL_CONFLICT = """ON CONFLICT (source, external_id, month) DO UPDATE SET
 # Rows in key order: concurrent folders of the same calls wait rather than deadlock. A call
 # is written in its month's partition (call_keys: a call folded from events has its month).
 _UPSERT_CALLS = f"""
-INSERT INTO calls (month, {_CALL_COLUMNS})
-SELECT ck.month, c.* FROM json_to_recordset($1::json) AS c({_CALL_TYPES})
+INSERT INTO calls (month, {CALL_WRITTEN})
+SELECT ck.month, c.* FROM json_to_recordset($1::json) AS c({CALL_TYPES})
 JOIN call_keys ck ON ck.source = c.source AND ck.call_key = c.external_id
 ORDER BY c.source, c.external_id
-{_CALL_CONFLICT}
+{CALL_CONFLICT}
 """  # noqa: S608 - constants
-
-# The calls an importer folded from the events it holds, each with how many it holds
-# (``held``; a call folded to nothing has only its keys): written only where the events
-# stored are as many, in the same statement; the others are returned, to be read back.
-_UPSERT_HELD = f"""
-WITH c AS (
-    SELECT c.*, ck.month FROM json_to_recordset($1::json) AS c({_CALL_TYPES}, held int)
-    JOIN unnest($3::text[]) AS taken(key) ON taken.key = c.external_id
-    -- (LEFT: a call whose month could not be found is read back, never dropped.)
-    LEFT JOIN call_keys ck ON ck.source = c.source AND ck.call_key = c.external_id
-), complete AS (
-    SELECT * FROM c
-    WHERE held = (SELECT count(*) FROM events e
-                  WHERE e.month = c.month AND e.source = c.source
-                    AND e.call_key = c.external_id)
-), up AS (
-    INSERT INTO calls (month, {_CALL_COLUMNS})
-    SELECT month, {_CALL_COLUMNS} FROM complete WHERE started_at IS NOT NULL
-    ORDER BY source, external_id
-    {_CALL_CONFLICT}
-)
-SELECT ARRAY(SELECT external_id FROM c EXCEPT SELECT external_id FROM complete),
-       pg_notify($2, '')
-"""  # noqa: S608 - constants
-
 
 # Notified (empty payload) by every transaction that writes call rows: each instance's wall
 # hub LISTENs, so an event received by any instance refreshes every wall.
@@ -209,57 +188,21 @@ async def fold_pending(conn: asyncpg.Connection, limit: int, pseudonymise: Pseud
     return len(keys)
 
 
-_TAKE_KNOWN = """
-DELETE FROM fold_queue
-WHERE ctid IN (SELECT ctid FROM fold_queue WHERE source = $1 AND call_key = ANY($2::text[])
-               FOR UPDATE SKIP LOCKED)
-RETURNING call_key
-"""
+async def any_marked(conn: asyncpg.Connection | asyncpg.Pool) -> bool:
+    """Whether any call is marked for folding."""
+    return bool(await conn.fetchval(_ANY_MARKED))
 
 
-@dataclass(frozen=True, slots=True)
-class HeldCalls:
-    """Calls an importer folded from the events it holds, for :func:`write_held`."""
-
-    source: str
-    keys: list[str]
-    # JSON: each call's row (only its keys when it folds to nothing) with ``held``, the
-    # number of events it was folded from.
-    rows: str
+async def database_now(conn: asyncpg.Connection | asyncpg.Pool) -> datetime:
+    """The database server's clock now (not the transaction's start): the instant marks are
+    compared with."""
+    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    return now
 
 
-def held_calls(
-    source: str, known: Mapping[str, Collection[Event]], pseudonymise: Pseudonymiser
-) -> HeldCalls:
-    """Fold the calls of ``known`` (call key → every event held for it). Pure: done before
-    the transaction of :func:`write_held` (or in another process), so the marks it takes
-    stay locked briefly."""
-    rows = []
-    for key, events in known.items():
-        call = fold(events)
-        row: dict[str, Any] = (
-            _call_row(call, pseudonymise) if call else {"source": source, "external_id": key}
-        )
-        row["held"] = len(events)
-        rows.append(row)
-    return HeldCalls(source, list(known), orjson.dumps(rows).decode())
-
-
-async def write_held(conn: asyncpg.Connection, held: HeldCalls, pseudonymise: Pseudonymiser) -> int:
-    """Write the marked calls among ``held``, reading back only those for which the importer
-    did not hold every stored event. Returns how many marks were taken.
-
-    The same protocol as :func:`fold_pending`: must run inside a transaction, marks taken
-    first. A call is written from the events held only when they are as many as those
-    stored, which they then are (every held one is stored, and none twice).
-    """
-    taken = [r["call_key"] for r in await conn.fetch(_TAKE_KNOWN, held.source, held.keys)]
-    if not taken:
-        return 0
-    incomplete, _ = await conn.fetchrow(_UPSERT_HELD, held.rows, CALLS_CHANNEL, taken)
-    if incomplete:
-        await refold(conn, [(held.source, key) for key in incomplete], pseudonymise)
-    return len(taken)
+async def marked_before(conn: asyncpg.Connection | asyncpg.Pool, at: datetime) -> int:
+    """How many calls marked at or before ``at`` are still waiting to be folded."""
+    return int(await conn.fetchval(_MARKED_BEFORE, at))
 
 
 async def refold(
@@ -285,7 +228,8 @@ async def refold(
     return calls
 
 
-def _call_row(c: Call, pseudonymise: Pseudonymiser) -> dict[str, Any]:
+def call_row(c: Call, pseudonymise: Pseudonymiser) -> dict[str, Any]:
+    """The row of ``c`` as :data:`CALL_TYPES` reads it from JSON, its caller pseudonymised."""
     caller_hash, last2 = pseudonymise(c.caller)
     return {
         "source": c.source,
@@ -314,7 +258,7 @@ async def upsert_calls(
 ) -> None:
     # One JSON parameter: see INSERT_EVENTS.
     await conn.execute(
-        _UPSERT_CALLS, orjson.dumps([_call_row(c, pseudonymise) for c in calls]).decode()
+        _UPSERT_CALLS, orjson.dumps([call_row(c, pseudonymise) for c in calls]).decode()
     )
     # Delivered at commit, once per transaction however many calls it wrote.
     await conn.execute("SELECT pg_notify($1, '')", CALLS_CHANNEL)

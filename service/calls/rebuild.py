@@ -8,7 +8,7 @@ run them again and they converge to the same rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,13 @@ import orjson
 
 from service.calls.model import Event
 from service.calls.queries import fold_pending
+from service.calls.rebuild_queries import (
+    Renormalised,
+    mark_every_call,
+    move_rekeyed,
+    rewrite_events,
+    stored_payloads,
+)
 from service.privacy import Pseudonymiser
 
 Parser = Callable[[Mapping[str, str], datetime], Event]
@@ -25,11 +32,7 @@ Progress = Callable[[int], None]
 
 async def mark_all(conn: asyncpg.Connection) -> int:
     """Mark every call for refolding; returns how many calls there are."""
-    await conn.execute(
-        "INSERT INTO fold_queue (source, call_key) SELECT DISTINCT source, call_key FROM events "
-        "ON CONFLICT DO NOTHING"
-    )
-    return int(await conn.fetchval("SELECT count(*) FROM fold_queue"))
+    return await mark_every_call(conn)
 
 
 async def reparse(
@@ -40,66 +43,35 @@ async def reparse(
     seen = 0
     while True:
         async with pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                "SELECT id, month, source, call_key, received_at, payload::text AS payload "
-                "FROM events WHERE id > $1 ORDER BY id LIMIT $2",
-                last_id,
-                batch,
-            )
+            rows = await stored_payloads(conn, last_id, batch)
             if not rows:
                 return seen
-            ids, months, norms, kinds, instants, call_keys = [], [], [], [], [], []
-            rekeyed = []
-            for r in rows:
-                parser = parsers.get(r["source"])
-                if parser is None:
-                    continue
-                params: dict[str, Any] = orjson.loads(r["payload"])
-                event = parser(params, r["received_at"])
-                ids.append(r["id"])
-                months.append(r["month"])
-                norms.append(orjson.dumps(event.details()).decode())
-                kinds.append(event.kind.value)
-                instants.append(event.at)
-                call_keys.append(event.call_key)
-                if event.call_key != r["call_key"]:
-                    rekeyed.append(r["id"])
-            await conn.execute(
-                "UPDATE events e SET norm = n.norm::json, kind = n.kind, "
-                "occurred_at = n.at, call_key = n.call_key "
-                "FROM unnest($1::bigint[], $2::date[], $3::text[], $4::text[], "
-                "$5::timestamptz[], $6::text[]) AS n(id, month, norm, kind, at, call_key) "
-                "WHERE e.id = n.id AND e.month = n.month",
-                ids,
-                months,
-                norms,
-                kinds,
-                instants,
-                call_keys,
-            )
+            events, rekeyed = _renormalise(rows, parsers)
+            await rewrite_events(conn, events)
             if rekeyed:
-                await _move_rekeyed(conn, rekeyed)
+                await move_rekeyed(conn, rekeyed)
         last_id = rows[-1]["id"]
         seen += len(rows)
         progress(len(rows))
 
 
-async def _move_rekeyed(conn: asyncpg.Connection, ids: list[int]) -> None:
-    """Events whose call key a parser changed belong to another call now: that call's month
-    (registered from these events if the call is new) is where they must live."""
-    await conn.execute(
-        "INSERT INTO call_keys (source, call_key, month) "
-        "SELECT source, call_key, min(month) FROM events WHERE id = ANY($1::bigint[]) "
-        "GROUP BY source, call_key ON CONFLICT DO NOTHING",
-        ids,
-    )
-    # Moving a row to another partition is an UPDATE of its key (PostgreSQL moves it).
-    await conn.execute(
-        "UPDATE events e SET month = k.month FROM call_keys k "
-        "WHERE e.id = ANY($1::bigint[]) AND k.source = e.source AND k.call_key = e.call_key "
-        "AND k.month <> e.month",
-        ids,
-    )
+def _renormalise(
+    rows: Sequence[asyncpg.Record], parsers: Mapping[str, Parser]
+) -> tuple[Renormalised, list[int]]:
+    """The stored events of ``rows`` parsed again from their payloads (those of a source
+    without a parser are left as they are), and the ids of those whose call key changed."""
+    events = Renormalised()
+    rekeyed = []
+    for r in rows:
+        parser = parsers.get(r["source"])
+        if parser is None:
+            continue
+        params: dict[str, Any] = orjson.loads(r["payload"])
+        event = parser(params, r["received_at"])
+        events.add(r["id"], r["month"], event)
+        if event.call_key != r["call_key"]:
+            rekeyed.append(r["id"])
+    return events, rekeyed
 
 
 async def refold_all(

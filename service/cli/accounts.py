@@ -5,24 +5,26 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.cli.support import UserError, with_config
 from service.cli.support import settings_of as _settings
 from service.cli.support import with_database as _with_database
 
+if TYPE_CHECKING:
+    import asyncpg
+
+    from service.accounts.model import Role
+
+SETUP_LINK_VALIDITY = timedelta(days=3)
+
 
 def cmd_user(args: argparse.Namespace) -> int:
     """Accounts: add (password prompt or one-time set-up link), list, disable, link."""
-    import getpass
-
-    from service.accounts import queries as accounts
     from service.accounts.model import normalise_email, parse_role
-    from service.accounts.passwords import check_strength, hash_password
 
     settings = _settings(args)
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
-    validity = timedelta(days=3)
     try:
         email = normalise_email(args.email) if getattr(args, "email", None) else ""
         role = parse_role(args.role) if getattr(args, "role", None) else None
@@ -30,57 +32,102 @@ def cmd_user(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     password: str | None = None
     if args.action == "add" and not args.link and sys.stdin.isatty():
-        password = getpass.getpass(f"Password for {email} (empty: print a set-up link): ")
-        if password:
-            problem = check_strength(password)
-            if problem is not None:
-                raise UserError(problem)
-            if getpass.getpass("Again: ") != password:
-                raise UserError("the two passwords differ")
+        password = _prompt_password(email)
 
     async def work(pool: Any, _applied: list[Any]) -> str:
         if args.action == "list":
-            rows = await accounts.list_users(pool)
-            return (
-                "\n".join(
-                    f"{r['email']:<40} {r['role']:<8} "
-                    + (
-                        "disabled"
-                        if r["disabled_at"]
-                        else "active"
-                        if r["active"]
-                        else "set-up pending"
-                    )
-                    for r in rows
-                )
-                or "no accounts yet: decroche user add EMAIL --role admin"
-            )
+            return await _list_users(pool)
         if args.action == "add":
             assert role is not None
-            try:
-                uid = await accounts.add_user(pool, email, role)
-            except accounts.AccountError as exc:
-                raise UserError(str(exc)) from None
-            await accounts.audit(pool, "cli", "user.add", email, {"role": role.value})
-            if password:
-                await accounts.set_password(pool, uid, hash_password(password))
-                return f"added {email} ({role.value}); they can log in at {base}/connexion"
-        user = await accounts.get_user(pool, email)
-        if user is None:
-            raise UserError(f"no account for {email}")
+            added = await _add_user(pool, email, role, password, base)
+            if added is not None:
+                return added
         if args.action == "disable":
-            await accounts.disable_user(pool, user["id"])
-            await accounts.audit(pool, "cli", "user.disable", email)
-            return f"disabled {email}; their sessions and API tokens are ended"
-        token = await accounts.new_setup_link_token(pool, user["id"], validity)
-        await accounts.audit(pool, "cli", "user.setup_link", email)
-        return (
-            f"{'added ' + email + ' (' + user['role'] + '); ' if args.action == 'add' else ''}"
-            f"one-time set-up link (valid 3 days):\n{base}/connexion/activer?jeton={token}"
-        )
+            return await _disable_user(pool, email)
+        return await _setup_link(pool, email, base, added=args.action == "add")
 
     print(_with_database(settings, work))
     return 0
+
+
+def _prompt_password(email: str) -> str:
+    """A new password typed twice on the terminal; empty for a set-up link instead."""
+    import getpass
+
+    from service.accounts.passwords import check_strength
+
+    password = getpass.getpass(f"Password for {email} (empty: print a set-up link): ")
+    if password:
+        problem = check_strength(password)
+        if problem is not None:
+            raise UserError(problem)
+        if getpass.getpass("Again: ") != password:
+            raise UserError("the two passwords differ")
+    return password
+
+
+async def _list_users(pool: Any) -> str:
+    from service.accounts import queries as accounts
+
+    rows = await accounts.list_users(pool)
+    return (
+        "\n".join(
+            f"{r['email']:<40} {r['role']:<8} "
+            + ("disabled" if r["disabled_at"] else "active" if r["active"] else "set-up pending")
+            for r in rows
+        )
+        or "no accounts yet: decroche user add EMAIL --role admin"
+    )
+
+
+async def _add_user(
+    pool: Any, email: str, role: Role, password: str | None, base: str
+) -> str | None:
+    """Add the account, with its password when one was typed: then what to print; None when
+    it still needs a set-up link."""
+    from service.accounts import queries as accounts
+    from service.accounts.passwords import hash_password
+
+    try:
+        uid = await accounts.add_user(pool, email, role)
+    except accounts.AccountError as exc:
+        raise UserError(str(exc)) from None
+    await accounts.audit(pool, "cli", "user.add", email, {"role": role.value})
+    if not password:
+        return None
+    await accounts.set_password(pool, uid, hash_password(password))
+    return f"added {email} ({role.value}); they can log in at {base}/connexion"
+
+
+async def _existing_user(pool: Any, email: str) -> asyncpg.Record:
+    from service.accounts import queries as accounts
+
+    user = await accounts.get_user(pool, email)
+    if user is None:
+        raise UserError(f"no account for {email}")
+    return user
+
+
+async def _disable_user(pool: Any, email: str) -> str:
+    from service.accounts import queries as accounts
+
+    user = await _existing_user(pool, email)
+    await accounts.disable_user(pool, user["id"])
+    await accounts.audit(pool, "cli", "user.disable", email)
+    return f"disabled {email}; their sessions and API tokens are ended"
+
+
+async def _setup_link(pool: Any, email: str, base: str, *, added: bool) -> str:
+    """A new one-time set-up link for the account (``added``: it was just created)."""
+    from service.accounts import queries as accounts
+
+    user = await _existing_user(pool, email)
+    token = await accounts.new_setup_link_token(pool, user["id"], SETUP_LINK_VALIDITY)
+    await accounts.audit(pool, "cli", "user.setup_link", email)
+    return (
+        f"{'added ' + email + ' (' + user['role'] + '); ' if added else ''}"
+        f"one-time set-up link (valid 3 days):\n{base}/connexion/activer?jeton={token}"
+    )
 
 
 def cmd_wall_token(args: argparse.Namespace) -> int:

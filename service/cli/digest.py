@@ -18,10 +18,12 @@ from service.settings import Settings
 
 
 def _sender(settings: Settings, pool: Any) -> DigestSender:
-    # The composition root's sender: the digest with the mystery calls' section.
+    # The composition root's sender: the digest with the mystery calls' section, mailing
+    # through a mailer built by the service's own factory.
     from service.app import digest_sender
+    from service.outside.mail import mailer_for
 
-    return digest_sender(settings, pool)
+    return digest_sender(settings, pool, mailer=mailer_for(settings))
 
 
 RESULTS = {

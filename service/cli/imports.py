@@ -1,4 +1,10 @@
-"""``decroche import asterisk FILE [--follow]`` and ``decroche import csv FILE``."""
+"""``decroche import asterisk FILE [--follow]`` and ``decroche import csv FILE``.
+
+Here the two halves of a file import meet: ``webhooks/files.py`` reads and parses the file,
+the core's :class:`~service.calls.bulk.BulkWriter` stores what it read (the webhooks' twin
+is :class:`~service.calls.ingest.Ingestor`). Both are imported when a command runs, not
+when the command line is parsed.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,17 @@ import contextlib
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.cli.support import UserError, settings_of, with_config, with_database
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+    import asyncpg
+
+    from service.calls.bulk import ImportReport, Progress
+    from service.privacy import Pseudonymiser
 
 
 def add_parser(sub: Any) -> None:
@@ -38,10 +52,8 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from service.privacy import Pseudonymiser
-    from webhooks.imports import UnreadableFile, import_asterisk, import_cdr_csv
+    from webhooks.files import UnreadableFile
 
     path: Path = args.file
     if not path.is_file():
@@ -49,29 +61,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     tz = settings.municipality.tz
     pseudonymise = Pseudonymiser(settings.secret_key)
-    bar = tqdm(
-        total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name, dynamic_ncols=True
-    )
-    lines = 0
-
-    def progress(size: int, n: int) -> None:
-        nonlocal lines
-        lines += n
-        if args.kind == "asterisk" and args.follow and bar.n + size > (bar.total or 0):
-            bar.total = bar.n + size  # the live file grew
-        bar.update(size)
-        bar.set_postfix(lines=f"{lines:,}", refresh=False)
+    bar, progress = _progress_bar(path, grows=args.kind == "asterisk" and args.follow)
 
     async def work(pool: Any, _applied: list[Any]) -> Any:
         if args.kind == "csv":
             return await import_cdr_csv(pool, path, tz, pseudonymise, progress=progress)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
         return await import_asterisk(
-            pool, path, tz, pseudonymise, follow=args.follow, progress=progress, stop=stop
+            pool, path, tz, pseudonymise, follow=args.follow, progress=progress, stop=_stop()
         )
 
     try:
@@ -80,6 +76,42 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     finally:
         bar.close()
+    _print_report(report)
+    return 0
+
+
+def _progress_bar(path: Path, *, grows: bool) -> tuple[Any, Progress]:
+    """A progress bar over the file's bytes (``grows``: a live file, followed) and the
+    callback that moves it."""
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name, dynamic_ncols=True
+    )
+    lines = 0
+
+    def progress(size: int, n: int) -> None:
+        nonlocal lines
+        lines += n
+        if grows and bar.n + size > (bar.total or 0):
+            bar.total = bar.n + size  # the live file grew
+        bar.update(size)
+        bar.set_postfix(lines=f"{lines:,}", refresh=False)
+
+    return bar, progress
+
+
+def _stop() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM: a followed import then stops cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def _print_report(report: ImportReport) -> None:
     if report.resumed_from:
         print(f"resumed after line {report.resumed_from:,} (where the last import stopped)")
     print(
@@ -96,4 +128,55 @@ def cmd_import(args: argparse.Namespace) -> int:
         )
         for reason in report.reasons:
             print(f"  {reason}", file=sys.stderr)
-    return 0
+
+
+async def import_asterisk(
+    pool: asyncpg.Pool,
+    path: Path,
+    tz: ZoneInfo,
+    pseudonymise: Pseudonymiser,
+    *,
+    follow: bool = False,
+    progress: Progress | None = None,
+    stop: asyncio.Event | None = None,
+    poll_s: float = 0.5,
+    batch_size: int | None = None,
+) -> ImportReport:
+    """Import a queue_log file (resuming where a previous run stopped); with ``follow``,
+    keep reading it as it grows, across rotation, until ``stop`` is set. ``batch_size``:
+    lines per batch (None: the reader's own)."""
+    from service.calls.bulk import BulkWriter
+    from webhooks import asterisk
+    from webhooks.files import BATCH, read_queue_log
+
+    async with BulkWriter(pool, asterisk.SOURCE, pseudonymise, progress) as writer:
+        await read_queue_log(
+            writer,
+            path,
+            tz,
+            pseudonymise,
+            follow=follow,
+            stop=stop,
+            poll_s=poll_s,
+            batch_size=batch_size or BATCH,
+        )
+    return writer.report
+
+
+async def import_cdr_csv(
+    pool: asyncpg.Pool,
+    path: Path,
+    tz: ZoneInfo,
+    pseudonymise: Pseudonymiser,
+    *,
+    progress: Progress | None = None,
+    batch_size: int | None = None,
+) -> ImportReport:
+    """Import call-detail records from a CSV file with the webhook's column names."""
+    from service.calls.bulk import BulkWriter
+    from webhooks import cdr
+    from webhooks.files import BATCH, read_cdr_csv
+
+    async with BulkWriter(pool, cdr.SOURCE, pseudonymise, progress) as writer:
+        await read_cdr_csv(writer, path, tz, pseudonymise, batch_size=batch_size or BATCH)
+    return writer.report

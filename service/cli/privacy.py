@@ -9,43 +9,68 @@ from typing import Any
 from service.cli.support import UserError, with_config
 from service.cli.support import settings_of as _settings
 from service.cli.support import with_database as _with_database
+from service.settings import Settings
 
 
 def cmd_privacy(args: argparse.Namespace) -> int:
     """Personal data: run the retention policy now (purge), or erase one caller (erase)."""
+    settings = _settings(args)
+    if args.action == "purge":
+        return _purge(settings)
+    # Prompted when not given, so the number stays out of the shell's history.
+    number = args.number or input("caller's number to erase: ").strip()
+    if not number:
+        raise UserError("no number given")
+    return _erase(settings, number)
+
+
+def _purge(settings: Settings) -> int:
+    """Run the retention job now, with a progress bar per step; 1 if recordings were kept."""
     from tqdm import tqdm
 
-    from service.accounts import queries as accounts
-    from service.outside.twilio.rest import TwilioRest
-    from service.privacy import Pseudonymiser
-    from service.privacy.erasure import ErasureRefused, erase_caller
+    from service.outside.twilio.client import twilio_client
     from service.privacy.retention import retention_job
 
-    settings = _settings(args)
-    number = ""
-    if args.action == "erase":
-        # Prompted when not given, so the number stays out of the shell's history.
-        number = args.number or input("caller's number to erase: ").strip()
-        if not number:
-            raise UserError("no number given")
+    async def work(pool: Any, _applied: list[Any]) -> dict[str, Any]:
+        bars: dict[str, Any] = {}
+
+        def progress(step: str, n: int) -> None:
+            if step not in bars:
+                bars[step] = tqdm(unit=" " + step, desc=step, leave=False)
+            bars[step].update(n)
+
+        try:
+            async with twilio_client(settings) as twilio:
+                report = await retention_job(pool, settings, twilio, progress)
+        finally:
+            for bar in bars.values():
+                bar.close()
+        return report.as_json()
+
+    result = _with_database(settings, work)
+    rec = result["recordings"]
+    print(
+        f"numbers erased from {result['numbers_erased']} calls; recordings: "
+        f"{rec['deleted']} deleted, {rec['forgotten']} forgotten, {rec['kept']} kept; "
+        f"{result['quarantine_masked']} quarantined bodies masked; "
+        f"{result['sessions_deleted']} expired sessions deleted"
+    )
+    for error in result["errors"]:
+        print(f"warning: {error}", file=sys.stderr)
+    return 1 if result["errors"] else 0
+
+
+def _erase(settings: Settings, number: str) -> int:
+    """Erase one caller's data (audited, the number itself not kept); a refusal is a user
+    error with the reason."""
+    from service.accounts import queries as accounts
+    from service.outside.twilio.client import twilio_client
+    from service.privacy import Pseudonymiser
+    from service.privacy.erasure import ErasureRefused, erase_caller
 
     async def work(pool: Any, _applied: list[Any]) -> dict[str, Any]:
-        if args.action == "purge":
-            bars: dict[str, Any] = {}
-
-            def progress(step: str, n: int) -> None:
-                if step not in bars:
-                    bars[step] = tqdm(unit=" " + step, desc=step, leave=False)
-                bars[step].update(n)
-
-            try:
-                report = await retention_job(pool, settings, progress)
-            finally:
-                for bar in bars.values():
-                    bar.close()
-            return report.as_json()
         try:
-            async with TwilioRest(settings) as twilio:
+            async with twilio_client(settings) as twilio:
                 done = await erase_caller(pool, Pseudonymiser(settings.secret_key), twilio, number)
         except ErasureRefused as exc:
             raise UserError(str(exc)) from None
@@ -53,17 +78,6 @@ def cmd_privacy(args: argparse.Namespace) -> int:
         return done.as_json()
 
     result = _with_database(settings, work)
-    if args.action == "purge":
-        rec = result["recordings"]
-        print(
-            f"numbers erased from {result['numbers_erased']} calls; recordings: "
-            f"{rec['deleted']} deleted, {rec['forgotten']} forgotten, {rec['kept']} kept; "
-            f"{result['quarantine_masked']} quarantined bodies masked; "
-            f"{result['sessions_deleted']} expired sessions deleted"
-        )
-        for error in result["errors"]:
-            print(f"warning: {error}", file=sys.stderr)
-        return 1 if result["errors"] else 0
     print(
         f"erased: {result['calls']} calls, {result['events_rewritten']} events rewritten, "
         f"{result['recordings_deleted']} recordings deleted, "

@@ -59,13 +59,13 @@ def cmd_rollup(args: argparse.Namespace) -> int:
     """Bring the reports' rollup up to date now (the service also does it in the background)."""
     from tqdm import tqdm
 
-    from service.metrics.rollup import refresh, span_days
+    from service.metrics.rollup import forget, refresh, span_days
 
     settings = _settings(args)
 
     async def work(pool: Any, _applied: list[Any]) -> int:
         if args.rebuild:
-            await pool.execute("DELETE FROM rollup_state")
+            await forget(pool)
         with tqdm(total=await span_days(pool, settings.municipality), unit="day") as bar:
             return await refresh(pool, settings.municipality, wait=True, on_round=bar.update)
 
@@ -80,6 +80,7 @@ def cmd_refold(args: argparse.Namespace) -> int:
 
     from service.app import source_parsers
     from service.calls.rebuild import mark_all, refold_all, reparse
+    from service.metrics.rollup_queries import stored_events
     from service.privacy import Pseudonymiser
 
     settings = _settings(args)
@@ -87,7 +88,7 @@ def cmd_refold(args: argparse.Namespace) -> int:
     async def work(pool: Any, _applied: list[Any]) -> tuple[int, int]:
         events = 0
         if args.reparse:
-            total = await pool.fetchval("SELECT count(*) FROM events")
+            total = await stored_events(pool)
             with tqdm(total=total, unit="event", desc="re-normalising") as bar:
                 events = await reparse(pool, source_parsers(settings.municipality.tz), bar.update)
         async with pool.acquire() as conn:

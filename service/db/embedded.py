@@ -17,6 +17,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.db import queries as q
+
 log = logging.getLogger(__name__)
 
 DATABASE = "decroche"
@@ -71,8 +73,8 @@ def start_embedded(data_dir: Path) -> EmbeddedPostgres:
             if pgdata.exists():
                 _prune_dead_handles(pgdata)
         server = get_server(pgdata, cleanup_mode="stop")
-        if DATABASE not in server.psql("SELECT datname FROM pg_database;"):
-            server.psql(f"CREATE DATABASE {DATABASE};")
+        if DATABASE not in server.psql(q.EMBEDDED_DATABASES):
+            server.psql(q.create_database(DATABASE))
         return EmbeddedPostgres(pgdata=pgdata, dsn=server.get_uri(DATABASE))
     except OSError as exc:
         if exc.errno == errno.ENOSPC:

@@ -12,6 +12,8 @@ from importlib import resources
 
 import asyncpg
 
+from service.db import queries as q
+
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _LOCK_ID = 0x646563726F6368  # "decroch": any constant shared by every instance
 
@@ -36,27 +38,18 @@ def available() -> list[Migration]:
 
 async def apply_migrations(conn: asyncpg.Connection) -> list[Migration]:
     """Apply the pending migrations; return those applied now."""
-    await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_ID)
+    await q.advisory_lock(conn, _LOCK_ID)
     try:
-        await conn.execute(
-            """CREATE TABLE IF NOT EXISTS schema_migrations (
-                   version    integer PRIMARY KEY,
-                   name       text NOT NULL,
-                   applied_at timestamptz NOT NULL DEFAULT now())"""
-        )
-        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        await q.ensure_migrations_table(conn)
+        done = await q.applied_versions(conn)
         applied = []
         for mig in available():
             if mig.version in done:
                 continue
             async with conn.transaction():
                 await conn.execute(mig.sql)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                    mig.version,
-                    mig.name,
-                )
+                await q.record_migration(conn, mig.version, mig.name)
             applied.append(mig)
         return applied
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_ID)
+        await q.advisory_unlock(conn, _LOCK_ID)

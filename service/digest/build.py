@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -60,15 +61,55 @@ def _trend(weeks: list[IsoWeek], rows: list[Mapping[str, Any]]) -> list[TrendPoi
     ]
 
 
-async def build_digest(
-    pool: asyncpg.Pool,
-    m: Municipality,
-    week: IsoWeek,
-    *,
-    now: datetime,
-    mystery: MysterySource | None = None,
-) -> Digest:
-    """The digest of ``week`` as things stand at ``now`` (call-backs are those open now)."""
+@dataclass(frozen=True)
+class _Gathered:
+    """What a week's digest is built from: the reports of the trend's weeks (this week
+    first), the half-hours that lost calls per service, and the call-backs open now."""
+
+    weeks: list[IsoWeek]
+    reports: list[dict[str, Any]]
+    halves: Mapping[str, list[HalfHour]]
+    open_n: Counter[str]
+    overdue_n: Counter[str]
+
+    def service(self, row: Mapping[str, Any]) -> ServiceWeek:
+        """The week of the service of ``row`` (a row of this week's report)."""
+        slug = row["service"]
+        rows = [_pick(r, slug) for r in self.reports]
+        policy = row["policy"]
+        return ServiceWeek(
+            slug=slug,
+            name=row["name"],
+            figures=dict(row),
+            previous=dict(rows[1]),
+            trend=_trend(self.weeks, rows),
+            worst=worst_half_hours(self.halves.get(slug, [])) if slug else (),
+            callbacks_open=self.open_n[slug] if slug else 0,
+            callbacks_overdue=self.overdue_n[slug] if slug else 0,
+            targets=(policy["target_answer_rate"], policy["target_service_level"])
+            if policy
+            else None,
+        )
+
+    def total(self, m: Municipality) -> ServiceWeek:
+        """The week of every service together."""
+        totals = [r["total"] for r in self.reports]
+        return ServiceWeek(
+            slug=None,
+            name="Ensemble des services",
+            figures=dict(totals[0]),
+            previous=dict(totals[1]),
+            trend=_trend(self.weeks, totals),
+            worst=(),  # the half-hours are each service's: its own hours and staff
+            callbacks_open=self.open_n.total(),
+            callbacks_overdue=sum(self.overdue_n.values()),
+            targets=(m.policy.target_answer_rate, m.policy.target_service_level),
+        )
+
+
+async def _gather(pool: asyncpg.Pool, m: Municipality, week: IsoWeek, now: datetime) -> _Gathered:
+    """Read the figures of the trend's weeks, the half-hours of ``week`` and the call-backs
+    open at ``now``."""
     weeks = [week.shift(-i) for i in range(TREND_WEEKS)]  # this week first
     reports = list(await asyncio.gather(*(engagement8(pool, m, w.monday, w.sunday) for w in weeks)))
     halves, callbacks = await asyncio.gather(
@@ -80,41 +121,27 @@ async def build_digest(
         by_service[h["service"]].append(
             HalfHour(h["day"], h["slot"], int(h["offered"]), int(h["answered"]))
         )
-    open_n = Counter(cb.service.slug for cb in callbacks)
-    overdue_n = Counter(cb.service.slug for cb in callbacks if cb.overdue(now))
-
-    services = []
-    for row in reports[0]["services"]:
-        slug = row["service"]
-        rows = [_pick(r, slug) for r in reports]
-        policy = row["policy"]
-        services.append(
-            ServiceWeek(
-                slug=slug,
-                name=row["name"],
-                figures=dict(row),
-                previous=dict(rows[1]),
-                trend=_trend(weeks, rows),
-                worst=worst_half_hours(by_service.get(slug, [])) if slug else (),
-                callbacks_open=open_n[slug] if slug else 0,
-                callbacks_overdue=overdue_n[slug] if slug else 0,
-                targets=(policy["target_answer_rate"], policy["target_service_level"])
-                if policy
-                else None,
-            )
-        )
-    totals = [r["total"] for r in reports]
-    total = ServiceWeek(
-        slug=None,
-        name="Ensemble des services",
-        figures=dict(totals[0]),
-        previous=dict(totals[1]),
-        trend=_trend(weeks, totals),
-        worst=(),  # the half-hours are each service's: its own hours and staff
-        callbacks_open=len(callbacks),
-        callbacks_overdue=sum(overdue_n.values()),
-        targets=(m.policy.target_answer_rate, m.policy.target_service_level),
+    return _Gathered(
+        weeks,
+        reports,
+        by_service,
+        open_n=Counter(cb.service.slug for cb in callbacks),
+        overdue_n=Counter(cb.service.slug for cb in callbacks if cb.overdue(now)),
     )
+
+
+async def build_digest(
+    pool: asyncpg.Pool,
+    m: Municipality,
+    week: IsoWeek,
+    *,
+    now: datetime,
+    mystery: MysterySource | None = None,
+) -> Digest:
+    """The digest of ``week`` as things stand at ``now`` (call-backs are those open now)."""
+    gathered = await _gather(pool, m, week, now)
+    services = [gathered.service(row) for row in gathered.reports[0]["services"]]
+    total = gathered.total(m)
     found: list[MysteryWeek] = []
     if mystery is not None:
         found = await mystery(pool, m, week.monday, week.sunday, now)
@@ -124,7 +151,7 @@ async def build_digest(
         timezone=m.timezone,
         services=services,
         total=total,
-        policy=reports[0]["policy"],
+        policy=gathered.reports[0]["policy"],
         generated_at=now,
         mystery=found,
     )

@@ -182,6 +182,27 @@ def digest_html(d: Digest, focus: Sequence[str], src: Src, *, link: str | None =
     """The whole message body, styles inlined."""
     services = story.ordered(d, focus)
     mine = [s for s in services if s.slug in focus]
+    parts = _summary(d)
+    if mine:
+        parts += _section("Votre service", [_service_block(s, src) for s in mine])
+    rates = _img(src, "rates", "Taux de décroché et niveau de service par service", 640)
+    parts += _section("Les services cette semaine", [rates, _table(d, services, focus)])
+    if not mine:
+        trend = _img(src, "trend-total", "Tendance sur quatre semaines, tous services", 640)
+        parts += _section("Tendance sur quatre semaines", [trend])
+    hurting = [s for s in services if s.worst and s not in mine]
+    if hurting:
+        parts += _section(
+            "Les demi-heures qui ont perdu le plus d'appels", [_half_hours(s) for s in hurting]
+        )
+    if d.mystery:
+        parts += _section("Appels mystères de la semaine", [_mystery(c) for c in d.mystery])
+    parts += _foot(d, link)
+    return _page(d, focus, "".join(parts))
+
+
+def _summary(d: Digest) -> list[str]:
+    """The title, the week's headline, where it hurts and what the mystery calls found."""
     sore = story.sore_points(d)
     parts = [
         '<div class="pad">',
@@ -201,42 +222,31 @@ def digest_html(d: Digest, focus: Sequence[str], src: Src, *, link: str | None =
     if (mystery := story.mystery_summary(d)) is not None:
         parts.append(f'<div class="mystery">{_e(mystery)}</div>')
     parts.append("</div></div>")
-    if mine:
-        parts.append('<div class="pad"><h2>Votre service</h2>')
-        parts += [_service_block(s, src) for s in mine]
-        parts.append("</div>")
-    parts += [
-        '<div class="pad"><h2>Les services cette semaine</h2>',
-        _img(src, "rates", "Taux de décroché et niveau de service par service", 640),
-        _table(d, services, focus),
-        "</div>",
-    ]
-    if not mine:
-        parts += [
-            '<div class="pad"><h2>Tendance sur quatre semaines</h2>',
-            _img(src, "trend-total", "Tendance sur quatre semaines, tous services", 640),
-            "</div>",
-        ]
-    hurting = [s for s in services if s.worst and s not in mine]
-    if hurting:
-        parts.append('<div class="pad"><h2>Les demi-heures qui ont perdu le plus d\'appels</h2>')
-        for s in hurting:
-            parts.append(f"<h3>{_e(s.name)}</h3><ul>")
-            parts += [f"<li>{_e(w)}</li>" for w in story.half_hours(s)]
-            parts.append("</ul>")
-        parts.append("</div>")
-    if d.mystery:
-        parts.append('<div class="pad"><h2>Appels mystères de la semaine</h2>')
-        parts += [_mystery(c) for c in d.mystery]
-        parts.append("</div>")
+    return parts
+
+
+def _section(title: str, blocks: Sequence[str]) -> list[str]:
+    return [f'<div class="pad"><h2>{title}</h2>', *blocks, "</div>"]
+
+
+def _half_hours(s: ServiceWeek) -> str:
+    """A service's worst half-hours, as a list under its name."""
+    items = "".join(f"<li>{_e(w)}</li>" for w in story.half_hours(s))
+    return f"<h3>{_e(s.name)}</h3><ul>{items}</ul>"
+
+
+def _foot(d: Digest, link: str | None) -> list[str]:
     more = f' <a href="{_e(link)}">Ouvrir le tableau de bord</a>.' if link else ""
-    parts += [
+    return [
         '<div class="pad foot">',
         f"<p>{_e(story.definitions(d))} Rappels en attente : au moment de l'envoi. "
         f"Les chiffres sont joints en CSV.{more}</p>",
         "</div>",
     ]
-    body = "".join(parts)
+
+
+def _page(d: Digest, focus: Sequence[str], body: str) -> str:
+    """``body`` in the page's outer tables, styles inlined."""
     page = (
         '<!doctype html><html lang="fr"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

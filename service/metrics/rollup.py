@@ -1,7 +1,8 @@
 """The daily rollup: histogram rows of the classified calls, per local day and service.
 
-Reports over long periods read these rows instead of every call (``queries.py``). The rollup
-is a cache derived from the calls and the configuration, never a source of truth:
+Reports over long periods read these rows instead of every call (``queries.py``; the
+rollup's own SQL is in ``rollup_queries.py``). The rollup is a cache derived from the calls
+and the configuration, never a source of truth:
 
 - It is keyed by a *fingerprint* of what classification depends on — the time zone, the
   holiday zone and Whit Monday, closures, every service's lines, queues and hours, and the
@@ -31,7 +32,8 @@ from importlib.metadata import version
 import asyncpg
 
 from service.db.errors import is_unavailable
-from service.metrics.queries import build_rollup_days
+from service.db.queries import advisory_lock, advisory_unlock, try_advisory_lock
+from service.metrics import rollup_queries as q
 from service.municipality.model import Municipality
 
 log = logging.getLogger(__name__)
@@ -89,104 +91,46 @@ async def refresh_round(
     # The lock is taken before the transaction: its snapshot must come after the previous
     # holder's commit, or this round would not see that round's rows.
     if wait:
-        await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_ID)
-    elif not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_ID):
+        await advisory_lock(conn, _LOCK_ID)
+    elif not await try_advisory_lock(conn, _LOCK_ID):
         return None
     try:
         return await _round(conn, m, fp)
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_ID)
+        await advisory_unlock(conn, _LOCK_ID)
 
 
 async def _round(conn: asyncpg.Connection, m: Municipality, fp: str) -> Round:
     async with conn.transaction(isolation="repeatable_read"):
-        stored = await conn.fetchval("SELECT fingerprint FROM rollup_state")
-        if stored != fp:
+        if await q.stored_fingerprint(conn) != fp:
             # The configuration changed: everything is rebuilt under the new fingerprint.
-            for table in ("call_rollup", "rollup_days", "call_rollup_month", "rollup_months"):
-                await conn.execute(f"DELETE FROM {table}")  # noqa: S608 (fixed names)
-            await conn.execute("DELETE FROM rollup_dirty")
-            await conn.execute(
-                "INSERT INTO rollup_state (fingerprint) VALUES ($1) ON CONFLICT (id) "
-                "DO UPDATE SET fingerprint = EXCLUDED.fingerprint, built_at = now()",
-                fp,
-            )
+            await q.reset(conn, fp)
             marks: list[asyncpg.Record] = []
         else:
-            marks = await conn.fetch("SELECT id, utc_day FROM rollup_dirty ORDER BY id LIMIT 10000")
+            marks = await q.dirty_marks(conn)
         days: set[date] = set()
         for r in marks:
             days.update(r["utc_day"] + timedelta(days=k) for k in (-1, 0, 1))
-        # Days never built, newest first (recent reports are the most read), between the
-        # first and the last call.
-        missing = await conn.fetch(
-            """
-            WITH span AS (SELECT (min(started_at) AT TIME ZONE $1)::date AS a,
-                                 (max(started_at) AT TIME ZONE $1)::date AS b FROM calls)
-            SELECT g::date AS day FROM span, generate_series(span.a, span.b, '1 day') AS g
-            WHERE NOT EXISTS (SELECT 1 FROM rollup_days r WHERE r.day = g::date)
-            ORDER BY g DESC LIMIT $2
-            """,
-            m.timezone,
-            MAX_DAYS_PER_ROUND,
-        )
-        days.update(r["day"] for r in missing)
+        missing = await q.missing_days(conn, m.timezone, MAX_DAYS_PER_ROUND)
+        days.update(missing)
         if not days:
             return Round(0, 0)
         ordered = sorted(days)
-        await conn.execute("DELETE FROM call_rollup WHERE day = ANY($1::date[])", ordered)
-        await build_rollup_days(conn, m, ordered)
-        await conn.execute(
-            "INSERT INTO rollup_days (day) SELECT unnest($1::date[]) ON CONFLICT DO NOTHING",
-            ordered,
-        )
-        await _rebuild_months(conn, sorted({d.replace(day=1) for d in ordered}))
+        await q.rebuild_days(conn, m, ordered)
+        await q.rebuild_months(conn, sorted({d.replace(day=1) for d in ordered}))
         if marks:
-            await conn.execute(
-                "DELETE FROM rollup_dirty WHERE id = ANY($1::bigint[])", [r["id"] for r in marks]
-            )
+            await q.delete_marks(conn, [r["id"] for r in marks])
         return Round(len(ordered), len(missing))
-
-
-async def _rebuild_months(conn: asyncpg.Connection, months: list[date]) -> None:
-    """Re-sum the given months from their day rows, for those whose every day is built."""
-    await conn.execute("DELETE FROM call_rollup_month WHERE month = ANY($1::date[])", months)
-    await conn.execute("DELETE FROM rollup_months WHERE month = ANY($1::date[])", months)
-    complete = [
-        r["month"]
-        for r in await conn.fetch(
-            """
-            SELECT m.month FROM unnest($1::date[]) AS m(month)
-            WHERE (SELECT count(*) FROM rollup_days d
-                   WHERE d.day >= m.month AND d.day < m.month + interval '1 month')
-                  = (m.month + interval '1 month')::date - m.month
-            """,
-            months,
-        )
-    ]
-    if not complete:
-        return
-    await conn.execute(
-        """
-        INSERT INTO call_rollup_month (month, service, in_hours, answered, wait_s, n)
-        SELECT m.month, r.service, r.in_hours, r.answered, r.wait_s, sum(r.n)
-        FROM unnest($1::date[]) AS m(month)
-        JOIN call_rollup r ON r.day >= m.month AND r.day < (m.month + interval '1 month')::date
-        GROUP BY 1, 2, 3, 4, 5
-        """,
-        complete,
-    )
-    await conn.execute("INSERT INTO rollup_months (month) SELECT unnest($1::date[])", complete)
 
 
 async def span_days(pool: asyncpg.Pool, m: Municipality) -> int:
     """Local days from the first call to the last: the most a full build rebuilds."""
-    span = await pool.fetchval(
-        "SELECT (max(started_at) AT TIME ZONE $1)::date - (min(started_at) AT TIME ZONE $1)::date"
-        " + 1 FROM calls",
-        m.timezone,
-    )
-    return int(span or 0)
+    return await q.span_days(pool, m.timezone)
+
+
+async def forget(pool: asyncpg.Pool) -> None:
+    """Make the next refresh rebuild the whole rollup (``decroche rollup --rebuild``)."""
+    await q.forget_fingerprint(pool)
 
 
 async def refresh(

@@ -4,17 +4,28 @@
 implicit TLS, ``smtp://host:25`` in the clear (a relay on the same host or network). The
 URL is checked when the settings load; a server that refuses or cannot be reached raises
 :class:`MailUnavailable`, so the job that sends can say so and try again.
+
+The service holds one :class:`Mailer` (``app[MAILER]``, :func:`mailer_ctx`); the CLI builds
+its own with the same factory, :func:`mailer_for`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
+from aiohttp import web
+
+from service.keys import MAILER, SETTINGS
+
+if TYPE_CHECKING:  # service.settings checks SMTP URLs with this module: no cycle at run time
+    from service.settings import Settings
 
 TRUE = {"1", "true", "yes", "on"}
 REFUSED = (  # the server said no, or was never reached: the message surely did not go
@@ -127,3 +138,14 @@ class Mailer:
                 with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
                     await smtp.quit()
             smtp.close()
+
+
+def mailer_for(settings: Settings) -> Mailer:
+    """The mailer of ``settings``: ``DECROCHE_SMTP_URL``, from ``DECROCHE_MAIL_FROM``."""
+    return Mailer(settings.smtp_url, settings.mail_from)
+
+
+async def mailer_ctx(app: web.Application) -> AsyncIterator[None]:
+    """``app[MAILER]``: the service's one mailer (it connects per message: nothing to close)."""
+    app[MAILER] = mailer_for(app[SETTINGS])
+    yield

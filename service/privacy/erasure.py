@@ -20,6 +20,7 @@ import asyncpg
 from service.calls.queries import fold_pending
 from service.privacy import queries
 from service.privacy.pseudonyms import ERASED, Pseudonymiser
+from service.privacy.queries import CallKey, Replacer
 from service.privacy.recordings import Outcome, RecordingDeleter, delete_recording
 from service.privacy.scrub import chain, literal_replacer, number_replacer
 
@@ -59,20 +60,47 @@ async def erase_caller(
     *,
     batch: int = 200,
 ) -> Erasure:
+    """Erase everything of the caller of ``number``; :class:`ErasureRefused` says why not."""
     digest, _ = pseudonymise(number)
     if digest is None or number.startswith("pseudonym:"):
         raise ErasureRefused(f"{number!r} is not a phone number")
-    # Events received but not folded yet would escape the search by hash.
-    while True:
-        async with pool.acquire() as conn, conn.transaction():
-            if await fold_pending(conn, 500, pseudonymise) == 0:
-                break
+    await _fold_pending(pool, pseudonymise)
     async with pool.acquire() as conn:
         keys = await queries.calls_of_caller(conn, digest)
         urls = await queries.recording_urls(conn, keys) if keys else {}
+    deleted = await _delete_recordings(twilio, urls)
+    numbers = number_replacer({number: ERASED})
+    tokens = literal_replacer({pseudonymise.token(number): ERASED})
+    events, unrecognised = await _scrub_calls(
+        pool, pseudonymise, keys, chain(numbers, tokens), deleted, batch
+    )
+    async with pool.acquire() as conn:
+        await queries.forget_callback_marks(conn, digest)
+    quarantined = await _scrub_quarantine(pool, numbers)
+    return Erasure(
+        calls=len(keys),
+        events=events,
+        recordings=sum(len(v) for v in deleted.values()),
+        quarantined=quarantined,
+        unrecognised=unrecognised,
+    )
 
+
+async def _fold_pending(pool: asyncpg.Pool, pseudonymise: Pseudonymiser) -> None:
+    """Fold every event received but not folded yet: it would escape the search by hash."""
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            if await fold_pending(conn, 500, pseudonymise) == 0:
+                return
+
+
+async def _delete_recordings(
+    twilio: RecordingDeleter, urls: dict[CallKey, set[str]]
+) -> dict[CallKey, dict[str, str]]:
+    """Delete every recording where it lives; per call, the addresses gone (→ ``""``, what
+    replaces them in the events). Refused, with the reasons, if any could not be deleted."""
     errors: list[str] = []
-    deleted: dict[tuple[str, str], dict[str, str]] = {}
+    deleted: dict[CallKey, dict[str, str]] = {}
     for key, addresses in urls.items():
         for url in sorted(addresses):
             if await delete_recording(url, twilio, errors) is not Outcome.KEPT:
@@ -83,43 +111,43 @@ async def erase_caller(
             + "; ".join(errors),
             retry=True,
         )
+    return deleted
 
-    numbers = number_replacer({number: ERASED})
-    tokens = literal_replacer({pseudonymise.token(number): ERASED})
+
+async def _scrub_calls(
+    pool: asyncpg.Pool,
+    pseudonymise: Pseudonymiser,
+    keys: list[CallKey],
+    caller: Replacer,
+    deleted: dict[CallKey, dict[str, str]],
+    batch: int,
+) -> tuple[int, int]:
+    """Rewrite the calls' events without the caller (``caller``) and their recordings, a
+    batch a transaction; (events changed, calls whose events still hold the number)."""
     events = unrecognised = 0
     for i in range(0, len(keys), batch):
         part = keys[i : i + batch]
-        replacers = {k: chain(numbers, tokens, literal_replacer(deleted.get(k, {}))) for k in part}
+        replacers = {k: chain(caller, literal_replacer(deleted.get(k, {}))) for k in part}
         async with pool.acquire() as conn, conn.transaction():
             changed, kept = await queries.scrub_calls(conn, replacers, pseudonymise)
             unrecognised += len(kept)
             # Whatever the events say, these rows no longer point at the caller.
             await queries.drop_numbers(conn, part, whole_caller=True)
             events += changed
+    return events, unrecognised
 
-    async with pool.acquire() as conn:
-        await conn.execute("DELETE FROM callback_marks WHERE caller_hash = $1", digest)
 
+async def _scrub_quarantine(pool: asyncpg.Pool, numbers: Replacer) -> int:
+    """Rewrite every quarantined body that holds the number; how many were."""
     quarantined = 0
     after_id = 0
     while True:
         async with pool.acquire() as conn, conn.transaction():
             rows = await queries.quarantined(conn, after_id, 1000, unmasked_before=None)
             if not rows:
-                break
+                return quarantined
             after_id = rows[-1]["id"]
-            changed_bodies = {}
-            for r in rows:
-                body = numbers(r["body"])
-                if body != r["body"]:
-                    changed_bodies[r["id"]] = body
-            if changed_bodies:
-                await queries.rewrite_quarantined(conn, changed_bodies, masked=False)
-            quarantined += len(changed_bodies)
-    return Erasure(
-        calls=len(keys),
-        events=events,
-        recordings=sum(len(v) for v in deleted.values()),
-        quarantined=quarantined,
-        unrecognised=unrecognised,
-    )
+            changed = {r["id"]: body for r in rows if (body := numbers(r["body"])) != r["body"]}
+            if changed:
+                await queries.rewrite_quarantined(conn, changed, masked=False)
+            quarantined += len(changed)

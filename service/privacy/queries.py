@@ -169,6 +169,11 @@ async def rewrite_quarantined(
     )
 
 
+async def forget_callback_marks(conn: asyncpg.Connection, caller_hash: str) -> None:
+    """The call-back marks of a caller (erased on request) go with the caller."""
+    await conn.execute("DELETE FROM callback_marks WHERE caller_hash = $1", caller_hash)
+
+
 async def forget_expired_sessions(conn: asyncpg.Connection | asyncpg.Pool) -> int:
     """Expired sessions and day-old login failures serve no one: delete them."""
     s = await conn.execute("DELETE FROM sessions WHERE expires_at < now()")

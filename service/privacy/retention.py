@@ -23,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from service.municipality.model import PrivacyConfig
-from service.outside.twilio.rest import TwilioRest
 from service.privacy import queries
 from service.privacy.pseudonyms import Pseudonymiser
 from service.privacy.recordings import Outcome, RecordingDeleter, delete_recording
@@ -165,18 +164,21 @@ async def _mask_quarantine(
 
 
 async def retention_job(
-    pool: asyncpg.Pool, settings: Settings, progress: Progress = _nothing
+    pool: asyncpg.Pool,
+    settings: Settings,
+    twilio: RecordingDeleter,
+    progress: Progress = _nothing,
 ) -> RetentionReport:
-    """One run of the retention policy of ``settings`` (the scheduled job, and the CLI's)."""
-    async with TwilioRest(settings) as twilio:
-        report = await run_retention(
-            pool,
-            settings.municipality.privacy,
-            Pseudonymiser(settings.secret_key),
-            twilio,
-            datetime.now(UTC),
-            progress=progress,
-        )
+    """One run of the retention policy of ``settings`` (the scheduled job, and the CLI's),
+    deleting expired recordings through ``twilio`` (the service's client, or the CLI's)."""
+    report = await run_retention(
+        pool,
+        settings.municipality.privacy,
+        Pseudonymiser(settings.secret_key),
+        twilio,
+        datetime.now(UTC),
+        progress=progress,
+    )
     log.info("retention: %s", report.as_json())
     for error in report.errors:
         log.warning("retention: recording kept, retried next run: %s", error)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from service.accounts import queries as accounts
-from service.keys import DB_POOL, FOLDER, SETTINGS
-from service.outside.twilio.rest import TwilioRest
+from service.keys import DB_POOL, FOLDER, SETTINGS, TWILIO
 from service.privacy import Pseudonymiser
 from service.privacy.erasure import ErasureRefused, erase_caller
 from service.web.auth import principal
@@ -21,8 +20,9 @@ async def post_erase(request: web.Request) -> web.Response:
     pool = request.app[DB_POOL]
     await request.app[FOLDER].catch_up()
     try:
-        async with TwilioRest(settings) as twilio:
-            done = await erase_caller(pool, Pseudonymiser(settings.secret_key), twilio, number)
+        done = await erase_caller(
+            pool, Pseudonymiser(settings.secret_key), request.app[TWILIO], number
+        )
     except ErasureRefused as exc:
         # Not the client's fault when Twilio is down: 503 asks to try again.
         if exc.retry:

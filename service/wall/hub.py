@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 
 from service.db.errors import is_unavailable
+from service.db.queries import ping
 from service.municipality.calendar import Calendar
 from service.wall.queries import CHANNEL
 from service.wall.rules import next_midnight
@@ -166,7 +167,7 @@ class WallHub:
                     await conn.add_listener(CHANNEL, self._notified)
                     self._dirty.set()
                 else:
-                    await self._listener.fetchval("SELECT 1", timeout=5)
+                    await ping(self._listener, 5)
             except Exception as exc:
                 if not is_unavailable(exc) and not isinstance(exc, TimeoutError):
                     log.exception("wall listener failed")

@@ -8,6 +8,7 @@ import shutil
 from aiohttp import web
 
 from service.db.errors import describe, is_unavailable
+from service.db.queries import ping
 from service.keys import DB_POOL, METRICS, SETTINGS
 from service.observability import CONTENT_TYPE_LATEST
 
@@ -21,7 +22,7 @@ async def healthz(request: web.Request) -> web.Response:
     its disk has room to write), 503 with the reason otherwise."""
     try:
         async with asyncio.timeout(2):
-            await request.app[DB_POOL].fetchval("SELECT 1")
+            await ping(request.app[DB_POOL])
     except Exception as exc:
         if not is_unavailable(exc):
             raise

@@ -15,9 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from campaigns.run.runner import CampaignRunner
 from service.app import create_app
-from service.keys import DB_POOL
-from service.outside.mail import Mailer
-from service.outside.twilio.rest import TwilioRest
+from service.keys import DB_POOL, MAILER, TWILIO
 from service.settings import Settings
 from tests.campaigns.run.test_campaign_runner import WEEK, Clock
 from tests.campaigns.web.test_campaigns_api import body
@@ -41,11 +39,13 @@ class Rig:
         self.client, self.fake, self.settings = client, fake, settings
         self.clock = Clock(datetime(2027, 3, 22, 6, 0, tzinfo=UTC))
         fake.clock = self.clock
-        self.rest = TwilioRest(settings)
+        # The service's own Twilio client and mailer (app contexts), so the rig's runner and
+        # the service's handlers talk to the fake Twilio through the same client.
+        self.rest = client.app[TWILIO]
         self.runner = CampaignRunner(
             client.app[DB_POOL],
             settings,
-            Mailer(None, "decroche@ville.test"),
+            client.app[MAILER],
             twilio=self.rest,
             clock=self.clock,
             base=str(client.make_url("")).rstrip("/"),
@@ -108,5 +108,4 @@ async def rig(
     made = Rig(client, fake, settings)
     yield made
     await made.fake.idle()
-    await made.rest.__aexit__(None, None, None)
     await server.close()

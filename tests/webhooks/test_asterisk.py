@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient
 from service.calls.model import Disposition, Kind
 from service.calls.partitions import Partitions
 from service.calls.queries import append_events
+from service.cli.imports import import_asterisk
 from service.keys import DB_POOL, SETTINGS
 from service.metrics.report import engagement8
 from service.municipality.model import load_municipality
@@ -25,7 +26,6 @@ from tests.conftest import TEST_CONFIG
 from tests.support.paths import DATA
 from webhooks import asterisk, signing
 from webhooks.errors import Malformed
-from webhooks.imports import import_asterisk
 
 M = load_municipality(TEST_CONFIG)
 PARIS = ZoneInfo("Europe/Paris")
@@ -429,7 +429,7 @@ async def test_small_batches_fold_every_call_as_one_batch_does(
     whole = await imported(5000)
     assert len(whole) == len(calls)
     # Folded a few calls at a time too, so storing goes on between two folds.
-    monkeypatch.setattr("webhooks.imports._Writer.FOLD_BATCH", 7)
+    monkeypatch.setattr("service.calls.bulk.BulkWriter.FOLD_BATCH", 7)
     assert await imported(37) == whole
 
 

@@ -11,11 +11,11 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
+from service.cli.imports import import_cdr_csv
 from service.keys import DB_POOL, FOLDER
 from service.privacy import Pseudonymiser
 from tests.webhooks.test_asterisk import PARIS
 from webhooks import signing
-from webhooks.imports import import_cdr_csv
 
 SECRET = "test-webhook-secret"
 PSEUDO = Pseudonymiser("test-secret-key")
@@ -181,7 +181,7 @@ async def test_a_csv_without_the_needed_columns_is_refused_whole(
 ) -> None:
     import pytest
 
-    from webhooks.imports import UnreadableFile
+    from webhooks.files import UnreadableFile
 
     path = tmp_path / "wrong.csv"
     path.write_text("call,start\n1,2026-11-16 08:00\n")

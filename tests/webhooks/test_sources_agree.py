@@ -15,6 +15,7 @@ import aiohttp
 import asyncpg
 from aiohttp.test_utils import TestClient
 
+from service.cli.imports import import_asterisk
 from service.demo.pbx import cdr_row, queue_log
 from service.demo.simulate import Sender
 from service.demo.traffic import SimCall, TrafficGenerator, build_callbacks
@@ -25,7 +26,6 @@ from service.privacy import Pseudonymiser
 from tests.conftest import AUTH_TOKEN
 from tests.webhooks.test_asterisk import PARIS, M
 from webhooks import signing
-from webhooks.imports import import_asterisk
 
 # Three Thursdays with the same hours and no holiday: one per source.
 TWILIO_DAY, ASTERISK_DAY, CDR_DAY = date(2026, 11, 19), date(2026, 11, 26), date(2026, 12, 3)

@@ -1,1 +1,2 @@
-"""Twilio: its REST API (``rest``) and its request signatures (``signing``)."""
+"""Twilio: its REST API (``rest``), the one client factory and the app's context
+(``client``), and its request signatures (``signing``)."""

@@ -2,14 +2,16 @@
 
 Its base URL is ``DECROCHE_TWILIO_API_BASE`` when set (a local fake in the tests, a
 regional edge), Twilio's own otherwise. Open it with ``async with``: the HTTP session is
-closed on the way out.
+closed on the way out. The service holds one client for its lifetime
+(``service.outside.twilio.client``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from types import TracebackType
 
 import aiohttp
@@ -33,7 +35,16 @@ class TwilioUnavailable(Exception):
         self.permanent = permanent
 
 
+class TwilioNotConfigured(TwilioUnavailable):
+    """No account: ``TWILIO_ACCOUNT_SID`` or ``TWILIO_AUTH_TOKEN`` is not set."""
+
+    def __init__(self) -> None:
+        super().__init__("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set")
+
+
 NOT_DONE = {429, 503}  # Twilio says it did nothing: too many requests, unavailable
+RECORDING_TIMEOUT_S = 30.0  # a whole recording, fetched to be listened to
+RECORDING_CHUNK = 64 * 1024
 
 
 def _refusal(exc: TwilioRestException) -> TwilioUnavailable:
@@ -83,7 +94,7 @@ class TwilioRest:
 
     def _api(self) -> Client:
         if not self.configured:
-            raise TwilioUnavailable("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set")
+            raise TwilioNotConfigured
         if self._client is None:
             self._http = AsyncTwilioHttpClient(timeout=self._timeout_s)
             self._client = Client(self._sid, self._token, http_client=self._http)
@@ -153,8 +164,36 @@ class TwilioRest:
     @property
     def credentials(self) -> tuple[str, str]:
         if not (self._sid and self._token):
-            raise TwilioUnavailable("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set")
+            raise TwilioNotConfigured
         return self._sid, self._token
+
+    def _session(self) -> aiohttp.ClientSession:
+        """The HTTP session the REST calls use (opened with the client's first request)."""
+        self._api()
+        assert self._http is not None
+        session = self._http.session
+        assert isinstance(session, aiohttp.ClientSession)
+        return session
+
+    @asynccontextmanager
+    async def recording(
+        self, recording_sid: str, *, timeout_s: float = RECORDING_TIMEOUT_S
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """The MP3 of one of the account's recordings, as chunks, through the client's own
+        session: :class:`TwilioNotConfigured` without an account, :class:`TwilioUnavailable`
+        when Twilio answers anything but 200 or cannot be reached (while streaming too)."""
+        sid, token = self.credentials
+        url = self.media_url(sid, recording_sid)
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
+        try:
+            async with self._session().get(
+                url, auth=aiohttp.BasicAuth(sid, token), timeout=timeout
+            ) as upstream:
+                if upstream.status != 200:
+                    raise TwilioUnavailable(f"Twilio answered {upstream.status} for the recording")
+                yield upstream.content.iter_chunked(RECORDING_CHUNK)
+        except aiohttp.ClientError as exc:
+            raise TwilioUnavailable(f"Twilio is unreachable for the recording: {exc}") from None
 
 
 class Pacer:

@@ -15,10 +15,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from service.callbacks.queries import open_unanswered
+from service.calls.partition_queries import existing_months
 from service.calls.partitions import (
     Partitions,
     add_months,
-    existing_months,
     make_ahead,
     month_of,
     months_ahead,
