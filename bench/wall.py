@@ -40,7 +40,7 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +56,10 @@ from bench.ingest import (  # noqa: E402
     peak_memory_mb,
     wait_for_service,
 )
+
+if TYPE_CHECKING:
+    from service.demo.traffic import SimCall
+    from service.wall.model import WallSnapshot
 
 ADMIN = "bench-admin-token-0123456789"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -99,7 +103,7 @@ def build(
 
     m = load_municipality(config)
 
-    def calls(call_rate: float) -> list[tuple[float, Any]]:
+    def calls(call_rate: float) -> list[tuple[float, SimCall]]:
         gen, rng = TrafficGenerator(m, seed=7), random.Random(7)
         out, t = [], rng.expovariate(call_rate)
         while t < seconds:
@@ -107,7 +111,7 @@ def build(
             t += rng.expovariate(call_rate)
         return out
 
-    def within(t: float, call: Any) -> list[tuple[float, dict[str, str]]]:
+    def within(t: float, call: SimCall) -> list[tuple[float, dict[str, str]]]:
         """The call's callbacks sent before the end, at their compressed offsets."""
         timeline = [
             (t + (at - call.started_at).total_seconds() / speed, p) for at, p in call.callbacks
@@ -136,7 +140,16 @@ def build(
 # --- the sender ---------------------------------------------------------------------------
 
 
-async def _send(url: str, events: list[Event], t0: float) -> dict[str, Any]:
+class Sent(TypedDict):
+    """What the sender saw: when each call's first callback was acknowledged (sorted), every
+    callback's latency, and the failures."""
+
+    firsts: list[float]
+    latencies: list[float]
+    errors: list[str]
+
+
+async def _send(url: str, events: list[Event], t0: float) -> Sent:
     import aiohttp
 
     firsts: list[float] = []
@@ -179,7 +192,7 @@ def _sender(args: tuple[str, list[Event], float, mp.Queue]) -> None:  # type: ig
 # --- the walls ----------------------------------------------------------------------------
 
 
-def seen(snapshot: dict[str, Any]) -> int:
+def seen(snapshot: WallSnapshot) -> int:
     """Calls that reached the wall today: finished or answered, plus those waiting now."""
     total = snapshot["total"]
     return int(total["today"]["received"]) + int(total["waiting"])
@@ -234,10 +247,10 @@ def _wall_process(args: tuple[str, int, float, mp.Queue]) -> None:  # type: igno
 # --- the run ------------------------------------------------------------------------------
 
 
-def _get_json(url: str) -> dict[str, Any]:
+def _get_wall(url: str) -> WallSnapshot:
     req = urllib.request.Request(url, headers=AUTH)
     with urllib.request.urlopen(req, timeout=10) as r:
-        value: dict[str, Any] = json.loads(r.read())
+        value: WallSnapshot = json.loads(r.read())
         return value
 
 
@@ -279,7 +292,7 @@ def main() -> None:
     )
     try:
         wait_for_service(port)
-        baseline = seen(_get_json(f"{base}/api/v1/wall"))
+        baseline = seen(_get_wall(f"{base}/api/v1/wall"))
 
         lead = 4.0  # seconds to sign the events and connect the walls before the first one
         start = datetime.now(UTC) + timedelta(seconds=lead)
@@ -309,7 +322,7 @@ def main() -> None:
         cpu0 = cpu_seconds(server.pid)
         for p in procs:
             p.start()
-        sender: dict[str, Any] = {}
+        sender: Sent = {"firsts": [], "latencies": [], "errors": []}
         walls: list[tuple[dict[int, float], int]] = []
         for _ in procs:
             kind, value = results.get()
@@ -322,7 +335,7 @@ def main() -> None:
             if p.exitcode:
                 raise SystemExit(f"a client process failed (exit {p.exitcode})")
         cpu = cpu_seconds(server.pid) - cpu0
-        end = _get_json(f"{base}/api/v1/wall")
+        end = _get_wall(f"{base}/api/v1/wall")
         final = seen(end)
 
         firsts = sender["firsts"]

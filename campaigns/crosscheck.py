@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from campaigns import queries
 from campaigns.score.crosscheck import Made, Seen, cross_check, made_of, report, window
+from campaigns.score.model import TelephonyCheck
 from service.privacy import Pseudonymiser
 
 
@@ -21,7 +22,7 @@ async def telephony_check(
     caller_id: str | None,
     now: datetime,
     tz: ZoneInfo,
-) -> dict[str, Any]:
+) -> TelephonyCheck:
     """``{"checked", "seen", "pending", "discrepancies": [...]}`` for the campaign's results."""
     hash_of = Pseudonymiser(secret_key) if secret_key else None
 

@@ -50,8 +50,10 @@ def week_of_campaign(
                 )
             )
     done = [evals[c.id] for c in calls if c.id in evals]
-    items = [i for i in item_figures(grid, done) if i["mean_value"] is not None]
-    items.sort(key=lambda i: (i["mean_value"], i["label"]))
+    items = [
+        (i["label"], v) for i in item_figures(grid, done) if (v := i["mean_value"]) is not None
+    ]
+    items.sort(key=lambda i: (i[1], i[0]))  # weakest first, then by label
     return MysteryWeek(
         campaign_id=campaign_id,
         name=name,
@@ -64,7 +66,7 @@ def week_of_campaign(
         pass_rate=overall["pass_rate"],
         too_few=overall["too_few"],
         services=per_service,
-        weakest=[(i["label"], i["mean_value"]) for i in items[:WEAKEST] if i["mean_value"] < 1],
+        weakest=[(label, value) for label, value in items[:WEAKEST] if value < 1],
         discrepancies=discrepancies,
     )
 

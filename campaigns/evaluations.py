@@ -69,7 +69,7 @@ async def save_evaluation(
     now: datetime,
     today: date,
     tz: ZoneInfo,
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[payloads.EvaluationJson, bool]:
     """Save (or correct) the evaluation of a planned call; (its JSON, whether it is new)."""
     submission = _checked(read_submission, body)
     async with pool.acquire() as conn, conn.transaction():

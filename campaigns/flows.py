@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import asyncpg
 
@@ -25,6 +25,22 @@ from campaigns.spec import CampaignSpec, parse_campaign
 from service.municipality.calendar import Calendar
 from service.municipality.tables import ConfigError
 from service.settings import Settings
+
+
+class ReplanSummary(TypedDict):
+    """What a re-plan did (answered, and kept in the audit log)."""
+
+    plan_revision: int
+    kept: int
+    replaced: int
+    planned: int
+
+
+class CancelSummary(TypedDict):
+    """What a cancellation did (answered, and kept in the audit log)."""
+
+    status: str
+    calls_cancelled: int
 
 
 class CampaignError(Exception):
@@ -155,7 +171,7 @@ async def replan(
     *,
     actor: str,
     now: datetime,
-) -> dict[str, Any]:
+) -> ReplanSummary:
     """Plan again every call not done: evaluated calls stay, and so do calls of the last
     day that may still be evaluated; the others are marked re-planned and replaced by
     calls from ``now`` on. ``overrides`` may change what ``REPLAN_KEYS`` lists."""
@@ -211,7 +227,7 @@ async def _lock_active(conn: Any, campaign_id: int, if_cancelled: str) -> asyncp
 
 async def cancel(
     pool: asyncpg.Pool, campaign_id: int, *, actor: str, now: datetime
-) -> dict[str, Any]:
+) -> CancelSummary:
     """Cancel the campaign: its calls not done are cancelled; evaluations stay."""
     async with pool.acquire() as conn, conn.transaction():
         await _lock_active(conn, campaign_id, "the campaign is already cancelled")
@@ -231,33 +247,33 @@ async def results(
     now: datetime,
     secret_key: str | None = None,
     caller_id: str | None = None,
-) -> dict[str, Any]:
+) -> payloads.CampaignResults:
     """The campaign's results, with the comparison to the previous campaign on its grid and
     the cross-check with the telephony (callers recognised through ``secret_key``'s
     pseudonyms; ``caller_id``: the number assisted calls and probes come from)."""
     row = await campaign_or_404(conn, campaign_id)
     out = await _results_of(conn, calendar, row, now)
-    out["telephony"] = await telephony_check(
+    telephony = await telephony_check(
         conn, row, secret_key=secret_key, caller_id=caller_id, now=now, tz=calendar.tz
     )
     prev_id = await queries.previous_campaign(
         conn, campaign_id, row["grid_slug"], row["spec"]["starts_on"]
     )
-    out["previous"] = None
+    previous: payloads.PreviousCampaign | None = None
     if prev_id is not None:
         prev_row = await campaign_or_404(conn, prev_id)
         prev = await _results_of(conn, calendar, prev_row, now)
-        out["previous"] = {
+        previous = {
             **prev["campaign"],
             "same_grid_version": prev_row["grid_version"] == row["grid_version"],
             **comparison(out, prev),
         }
-    return out
+    return {**out, "telephony": telephony, "previous": previous}
 
 
 async def _results_of(
     conn: Any, calendar: Calendar, row: Mapping[str, Any], now: datetime
-) -> dict[str, Any]:
+) -> payloads.ScoredCampaign:
     grid = await stored_grid(conn, row["grid_id"])
     calls = [queries.record_as(CallRow, c) for c in await queries.current_calls(conn, row["id"])]
     evals = {
@@ -269,6 +285,4 @@ async def _results_of(
     out = campaign_results(
         grid, calls, evals, services=services, evaluators=evaluators, now=now, tz=calendar.tz
     )
-    out["campaign"] = payloads.campaign_json(row)
-    out["grid"] = payloads.grid_summary(grid)
-    return out
+    return {**out, "campaign": payloads.campaign_json(row), "grid": payloads.grid_summary(grid)}

@@ -4,11 +4,198 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
-from campaigns.grids.model import Grid
+from campaigns.grids.model import Grid, GridJson
 from campaigns.run.voice import OUTCOMES
+from campaigns.score.model import Comparison, Results, TelephonyCheck
 from campaigns.score.results import state
+from campaigns.score.scoring import Answer
+from campaigns.spec import ScenarioJson
+
+# -- the shapes (dicts at run time; times are ISO 8601 in the municipality's zone) -----------
+
+
+class SheetJson(TypedDict):
+    """The call sheet's claim: ``outcome`` as the run recorded it, ``at`` when."""
+
+    outcome: str | None
+    at: str | None
+
+
+class CallScore(TypedDict):
+    """A planned call's evaluation, in short."""
+
+    id: int
+    score: float
+    passed: bool
+    excellent: bool | None
+
+
+class _CallFields(TypedDict):
+    """A planned call's fields but its scenario and evaluation (whose forms differ between
+    the list of calls and one call's page)."""
+
+    id: int
+    campaign: int
+    scheduled_at: str
+    service: str
+    service_name: str
+    number: str
+    evaluator: str
+    evaluator_name: str
+    mode: str
+    half_day: str
+    moment: str
+    state: str
+    status_reason: str | None
+    moved_from: str | None
+    moved_reason: str | None
+    sheet: SheetJson | None
+    run_outcome: str | None
+    run_outcome_label: str | None
+    plan_revision: int
+    url: str
+
+
+class CallJson(_CallFields):
+    """``call_json``: a planned call as the lists, the CSV and the calendar give it."""
+
+    scenario: str | None  # the scenario's id
+    evaluation: CallScore | None
+
+
+class OwnCallJson(CallJson):
+    """One of the requester's own calls (``/api/v1/mystery-calls``)."""
+
+    campaign_name: str
+
+
+class EvaluationJson(TypedDict):
+    """``evaluation_json``: an evaluation as saved (its current revision)."""
+
+    id: int
+    mystery_call: int
+    answers: dict[str, Answer]  # item id → answer ("na": not applicable)
+    comments: dict[str, str]
+    comment: str
+    score: float
+    raw_score: float
+    passed: bool
+    excellent: bool
+    critical_failed: list[str]
+    sections: dict[str, float | None]
+    revision: int
+    author: str
+    first_author: str
+    created_at: str
+    updated_at: str
+
+
+class RecordingLink(TypedDict):
+    url: str
+    seconds: int | None
+
+
+class RunJson(TypedDict):
+    """``run_json``: what Twilio did for an assisted call or a probe."""
+
+    kind: str
+    state: str
+    outcome: str | None
+    outcome_label: str | None
+    detail: str | None
+    placed_at: str | None
+    evaluator_answered_at: str | None
+    target_ringing_at: str | None
+    target_answered_at: str | None
+    ended_at: str | None
+    ring_seconds: float | None
+    prefill: dict[str, int]  # item id → the measured answer
+    recording: RecordingLink | None
+    recording_erased_at: str | None
+
+
+class MysteryCallJson(_CallFields):
+    """One planned call with all its scoring page needs (``/api/v1/mystery-calls/{id}``)."""
+
+    scenario: ScenarioJson | None  # the campaign structure's scenario, as stored
+    campaign_name: str
+    campaign_status: str
+    grid: GridJson
+    evaluation: EvaluationJson | None
+    can_evaluate: bool
+    can_correct: bool
+    can_mark_missed: bool
+    run: RunJson | None
+
+
+class GridSummary(TypedDict):
+    slug: str
+    version: int
+    name: str
+    scale: float
+    pass_mark: float
+    excellence_mark: float
+    critical_fail: str
+
+
+class GridRef(TypedDict):
+    slug: str
+    version: int
+    name: str
+
+
+class CampaignJson(TypedDict):
+    """``campaign_json``: a stored campaign with its counts."""
+
+    id: int
+    name: str
+    status: str
+    starts_on: str
+    ends_on: str
+    mode: str
+    grid: GridRef
+    plan_revision: int
+    calls: int
+    done: int
+    missed: int
+    next_call_at: str | None
+    notes: list[str]
+    created_by: str
+    created_at: str
+    replanned_at: str | None
+    cancelled_at: str | None
+
+
+class CreationDetail(TypedDict):
+    calls: int
+    grid: str
+    grid_version: int
+
+
+class ScoredCampaign(Results):
+    """A campaign's results with the campaign and its grid (``flows``, the previous
+    campaign's as much as this one's)."""
+
+    campaign: CampaignJson
+    grid: GridSummary
+
+
+class PreviousCampaign(CampaignJson, Comparison):
+    """The previous campaign on the same grid, and the change from it."""
+
+    same_grid_version: bool
+
+
+class CampaignResults(ScoredCampaign):
+    """``flows.results``: what the API, the page, the exports and the command line show."""
+
+    telephony: TelephonyCheck
+    previous: PreviousCampaign | None
+
+
+# -- the forms --------------------------------------------------------------------------------
 
 
 def call_json(
@@ -17,7 +204,7 @@ def call_json(
     evaluators: Mapping[str, str],
     tz: Any,
     now: datetime,
-) -> dict[str, Any]:
+) -> CallJson:
     done = row["evaluation_id"] is not None
     return {
         "id": row["id"],
@@ -54,7 +241,7 @@ def call_json(
     }
 
 
-def _sheet(claim: Mapping[str, Any] | None, tz: Any) -> dict[str, Any] | None:
+def _sheet(claim: Mapping[str, Any] | None, tz: Any) -> SheetJson | None:
     """The call sheet's claim, its time in the municipality's zone (jsonb keeps UTC)."""
     if claim is None:
         return None
@@ -63,7 +250,7 @@ def _sheet(claim: Mapping[str, Any] | None, tz: Any) -> dict[str, Any] | None:
     return {"outcome": claim.get("outcome"), "at": local}
 
 
-def evaluation_json(row: Mapping[str, Any]) -> dict[str, Any] | None:
+def evaluation_json(row: Mapping[str, Any]) -> EvaluationJson | None:
     if row["evaluation_id"] is None:
         return None
     return {
@@ -86,7 +273,7 @@ def evaluation_json(row: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def grid_summary(grid: Grid) -> dict[str, Any]:
+def grid_summary(grid: Grid) -> GridSummary:
     return {
         "slug": grid.slug,
         "version": grid.version,
@@ -98,7 +285,7 @@ def grid_summary(grid: Grid) -> dict[str, Any]:
     }
 
 
-def campaign_json(row: Mapping[str, Any]) -> dict[str, Any]:
+def campaign_json(row: Mapping[str, Any]) -> CampaignJson:
     spec = row["spec"]
     return {
         "id": row["id"],
@@ -125,13 +312,13 @@ def campaign_json(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def creation_detail(row: Mapping[str, Any]) -> dict[str, Any]:
+def creation_detail(row: Mapping[str, Any]) -> CreationDetail:
     """What the audit log keeps of a campaign's creation: its calls and the grid version
     (stored, if it came from a file, by this very creation)."""
     return {"calls": row["calls"], "grid": row["grid_slug"], "grid_version": row["grid_version"]}
 
 
-def run_json(run: Mapping[str, Any] | None, tz: Any) -> dict[str, Any] | None:
+def run_json(run: Mapping[str, Any] | None, tz: Any) -> RunJson | None:
     """What Twilio did for an assisted call: outcome, ring time, pre-filled answers and the
     recording's link (served through Décroché, never Twilio's own URL)."""
     if run is None:

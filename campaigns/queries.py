@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from campaigns.plan.planner import PlannedCall
+from campaigns.spec import CampaignSpecJson
 
 T = TypeVar("T")
 
@@ -43,7 +44,7 @@ async def insert_campaign(
     *,
     name: str,
     grid_id: int,
-    spec: dict[str, Any],
+    spec: CampaignSpecJson,
     source: str | None,
     notes: Sequence[str],
     actor: str,
@@ -115,7 +116,7 @@ async def update_plan(
     conn: Any,
     campaign_id: int,
     *,
-    spec: dict[str, Any],
+    spec: CampaignSpecJson,
     name: str,
     revision: int,
     notes: Sequence[str],

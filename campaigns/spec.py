@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from service.accounts.model import normalise_email
 from service.municipality.model import E164_RE, SLUG_RE, Municipality
@@ -30,6 +30,45 @@ from service.municipality.tables import (
 MODES = ("manual", "assisted", "probe")  # probe: a closed-hours call placed by Twilio
 MAX_DAYS = 366
 MAX_CALLS = 20_000
+
+
+class TargetJson(TypedDict):
+    service: str
+    number: str
+    calls: int
+
+
+class ScenarioJson(TypedDict):
+    id: str
+    question: str
+    expected: str
+    services: list[str]  # empty: suits every target
+
+
+class EvaluatorJson(TypedDict):
+    name: str
+    email: str
+    phone: NotRequired[str]
+    availability: NotRequired[dict[str, list[str]]]  # weekday → ["09:00-12:00", …]
+    unavailable: NotRequired[list[str]]  # ISO dates
+
+
+class CampaignSpecJson(TypedDict):
+    """``CampaignSpec.as_dict``: the JSON form stored with a campaign (``campaigns.spec``)."""
+
+    name: str
+    description: str
+    grid: str
+    starts_on: str
+    ends_on: str
+    seed: int
+    mode: str
+    min_gap_minutes: int
+    call_minutes: int
+    targets: list[TargetJson]
+    scenarios: list[ScenarioJson]
+    evaluators: list[EvaluatorJson]
+    grid_version: NotRequired[int]
 
 
 @dataclass(frozen=True)
@@ -87,9 +126,9 @@ class CampaignSpec:
     def total_calls(self) -> int:
         return sum(t.calls for t in self.targets)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> CampaignSpecJson:
         """The JSON form, which :func:`parse_campaign` reads back to the same spec."""
-        out: dict[str, Any] = {
+        out: CampaignSpecJson = {
             "name": self.name,
             "description": self.description,
             "grid": self.grid,
@@ -122,8 +161,8 @@ def _fmt_time(t: time) -> str:
     return "24:00" if t == time.max else t.strftime("%H:%M")
 
 
-def _evaluator_dict(e: Evaluator) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": e.name, "email": e.email}
+def _evaluator_dict(e: Evaluator) -> EvaluatorJson:
+    out: EvaluatorJson = {"name": e.name, "email": e.email}
     if e.phone:
         out["phone"] = e.phone
     if e.availability is not None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from service.municipality.model import SLUG_RE
 from service.municipality.tables import TableReader, load_toml
@@ -22,6 +22,47 @@ from service.municipality.tables import TableReader, load_toml
 ITEM_KINDS = ("yes_no", "scale", "measured", "choice", "text")
 CRITICAL_FAIL = ("zero", "flag")
 NA = "na"  # the answer that marks an item not applicable
+
+
+class OptionJson(TypedDict):
+    id: str
+    label: str
+    value: float
+
+
+class ItemJson(TypedDict):
+    """An item's JSON form: the scored keys only on scored items, each kind's own."""
+
+    id: str
+    label: str
+    kind: str
+    weight: NotRequired[float]
+    na_allowed: NotRequired[bool]
+    critical: NotRequired[bool]
+    help: NotRequired[str]
+    max: NotRequired[int | None]  # scale
+    threshold_s: NotRequired[float | None]  # measured
+    options: NotRequired[list[OptionJson]]  # choice
+
+
+class SectionJson(TypedDict):
+    id: str
+    title: str
+    items: list[ItemJson]
+
+
+class GridJson(TypedDict):
+    """``Grid.as_dict``: the canonical JSON form (stored, served, hashed)."""
+
+    slug: str
+    version: int
+    name: str
+    description: str
+    scale: float
+    pass_mark: float
+    excellence_mark: float
+    critical_fail: str
+    sections: list[SectionJson]
 
 
 @dataclass(frozen=True)
@@ -89,7 +130,7 @@ class Grid:
     def label(self) -> str:
         return f"{self.slug} v{self.version}"
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> GridJson:
         return {
             "slug": self.slug,
             "version": self.version,
@@ -116,8 +157,8 @@ class Grid:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _item_dict(it: Item) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": it.id, "label": it.label, "kind": it.kind}
+def _item_dict(it: Item) -> ItemJson:
+    out: ItemJson = {"id": it.id, "label": it.label, "kind": it.kind}
     if it.scored:
         out |= {"weight": it.weight, "na_allowed": it.na_allowed, "critical": it.critical}
     if it.help:
@@ -136,7 +177,7 @@ def load_grid(path: str | Path) -> Grid:
     return parse_grid(load_toml(path), str(path))
 
 
-def parse_grid(data: dict[str, Any], path: str) -> Grid:
+def parse_grid(data: Mapping[str, Any], path: str) -> Grid:
     """Validate the decoded TOML (or the same structure as JSON) of a grid."""
     top = TableReader(data, path, "")
     slug = top.require("slug", str)

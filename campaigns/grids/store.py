@@ -8,7 +8,7 @@ refused, and the message says to raise ``version``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from campaigns.grids import queries
 from campaigns.grids.library import GridLibrary
@@ -92,9 +92,21 @@ async def resolve_grid(
     raise GridNotFound(f"no grid {wanted} (known: {', '.join(known) or 'none'})")
 
 
-async def list_grids(conn: Any, library: GridLibrary) -> list[dict[str, Any]]:
+class GridVersionJson(TypedDict):
+    """A grid version known: its file (None: only stored), whether it is stored, and how
+    many evaluations use it."""
+
+    slug: str
+    version: int
+    name: str
+    file: str | None
+    stored: bool
+    evaluations: int
+
+
+async def list_grids(conn: Any, library: GridLibrary) -> list[GridVersionJson]:
     """Every grid version known, from files and from the database, newest first per slug."""
-    out: dict[tuple[str, int], dict[str, Any]] = {}
+    out: dict[tuple[str, int], GridVersionJson] = {}
     for (slug, version), (grid, path) in library.grids.items():
         out[(slug, version)] = {
             "slug": slug,
@@ -107,7 +119,14 @@ async def list_grids(conn: Any, library: GridLibrary) -> list[dict[str, Any]]:
     for r in await queries.stored_versions(conn):
         entry = out.setdefault(
             (r["slug"], r["version"]),
-            {"slug": r["slug"], "version": r["version"], "name": r["name"], "file": None},
+            {
+                "slug": r["slug"],
+                "version": r["version"],
+                "name": r["name"],
+                "file": None,
+                "stored": True,
+                "evaluations": 0,
+            },
         )
         entry["stored"] = True
         entry["evaluations"] = int(r["evaluations"])

@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TypedDict
 
 from campaigns.plan.balance import (
     Placed,
@@ -64,6 +64,19 @@ class PlanError(ValueError):
         self.problems = list(problems)
 
 
+class PlannedCallJson(TypedDict):
+    """A planned call's JSON form (times ISO 8601 with their offset)."""
+
+    scheduled_at: str
+    service: str
+    number: str
+    scenario: str | None
+    evaluator: str
+    mode: str
+    half_day: str
+    moment: str
+
+
 @dataclass(frozen=True)
 class PlannedCall:
     scheduled_at: datetime
@@ -75,7 +88,7 @@ class PlannedCall:
     half_day: str  # morning | afternoon
     moment: str  # opening | lunch | closing | core
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> PlannedCallJson:
         return {
             "scheduled_at": self.scheduled_at.isoformat(),
             "service": self.service,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,7 +37,7 @@ async def claimed(conn: Any, keys: list[str]) -> set[str]:
 
 
 async def claim(
-    conn: Any, key: str, instance: str, now: datetime, detail: dict[str, Any] | None = None
+    conn: Any, key: str, instance: str, now: datetime, detail: Mapping[str, object] | None = None
 ) -> bool:
     """Take ``key`` for this instance; False when anyone (this one included) already has."""
     status: str = await conn.execute(

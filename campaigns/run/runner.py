@@ -37,7 +37,7 @@ from campaigns.queries import record_as
 from campaigns.run import queries as q
 from campaigns.run import voice
 from campaigns.run.sheets import SheetCall, call_sheet, day_summary
-from campaigns.spec import parse_campaign
+from campaigns.spec import EvaluatorJson, ScenarioJson, parse_campaign
 from service.db.errors import is_unavailable
 from service.municipality.calendar import Calendar
 from service.outside.mail import Mailer, MailUnavailable
@@ -167,6 +167,7 @@ class CampaignRunner:
         wrong, or None. A crash between the claim and Twilio's answer leaves the run
         ``placing``: that call is lost, never placed twice."""
         evaluator = _evaluator(r)
+        phone = evaluator.get("phone") if evaluator else None
         twilio, caller = self.twilio, self.settings.twilio_caller_id
         if twilio is None or not twilio.configured:
             problem = "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are not set"
@@ -176,10 +177,10 @@ class CampaignRunner:
             problem = "DECROCHE_PUBLIC_URL is not set: Twilio could not reach the callbacks"
         elif r["mode"] == "probe":  # Twilio calls the closed service itself, and records it
             return await self._dial(r, twilio, caller, r["number"], probe=True)
-        elif not evaluator.get("phone"):
+        elif not phone:
             problem = f"the evaluator {r['evaluator']} has no phone in the campaign"
         else:
-            return await self._dial(r, twilio, caller, evaluator["phone"])
+            return await self._dial(r, twilio, caller, phone)
         await q.run_failed(self.pool, r["id"], problem, self.clock())
         return Failure(problem, "failed")
 
@@ -320,8 +321,8 @@ class CampaignRunner:
 
     def _sheet_call(self, r: Mapping[str, Any]) -> SheetCall:
         spec = r["campaign_spec"]
-        scenario: dict[str, Any] = next(
-            (s for s in spec.get("scenarios", []) if s["id"] == r["scenario"]), {}
+        scenario: ScenarioJson | None = next(
+            (s for s in spec.get("scenarios", []) if s["id"] == r["scenario"]), None
         )
         evaluator = _evaluator(r)
         service = self.settings.municipality.service(r["service"])
@@ -332,19 +333,19 @@ class CampaignRunner:
             service_name=service.name if service else r["service"],
             number=r["number"],
             mode=r["mode"],
-            question=scenario.get("question"),
-            expected=scenario.get("expected") or None,
-            evaluator_name=evaluator.get("name", r["evaluator"]),
+            question=scenario.get("question") if scenario else None,
+            expected=(scenario.get("expected") or None) if scenario else None,
+            evaluator_name=evaluator.get("name", r["evaluator"]) if evaluator else r["evaluator"],
             evaluator_email=r["evaluator"],
             link=f"{self.base}/appels-mysteres/{r['id']}",
         )
 
 
-def _evaluator(r: Mapping[str, Any]) -> dict[str, Any]:
-    """The call's evaluator as the campaign's structure describes them."""
-    found: dict[str, Any] = next(
+def _evaluator(r: Mapping[str, Any]) -> EvaluatorJson | None:
+    """The call's evaluator as the campaign's structure describes them (None: not there)."""
+    found: EvaluatorJson | None = next(
         (e for e in r["campaign_spec"].get("evaluators", []) if e["email"] == r["evaluator"]),
-        {},
+        None,
     )
     return found
 

@@ -157,7 +157,7 @@ def ring_seconds(
     return max(0.0, (answered - start).total_seconds())
 
 
-def prefill(grid: Mapping[str, Any], ring: float | None) -> dict[str, Any]:
+def prefill(grid: Mapping[str, Any], ring: float | None) -> dict[str, int]:
     """The answers the measure gives: the first ``measured`` item of the grid."""
     if ring is None:
         return {}

@@ -30,6 +30,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from campaigns.score.model import FindingJson, TelephonyCheck
+
 PLACED_WINDOW = timedelta(minutes=5)
 MANUAL_BEFORE = timedelta(minutes=30)
 MANUAL_AFTER = timedelta(minutes=90)
@@ -65,7 +67,7 @@ class Finding:
     seen_id: int | None
     problem: str | None  # None: seen as expected
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> FindingJson:
         return {"call": self.call_id, "telephony_call": self.seen_id, "problem": self.problem}
 
 
@@ -140,7 +142,7 @@ def report(
     calls: Mapping[int, Mapping[str, Any]],
     pending: int,
     tz: ZoneInfo,
-) -> dict[str, Any]:
+) -> TelephonyCheck:
     """``{"checked", "seen", "pending", "discrepancies": [...]}``: the findings' figures and
     each wrong one with its call's mode, number and local time (``calls`` by id)."""
     return {

@@ -25,6 +25,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from campaigns.grids.model import Grid
+from campaigns.score.model import (
+    Comparison,
+    EvaluatorFigures,
+    Figures,
+    ItemFigures,
+    Results,
+    SectionFigures,
+    ServiceFigures,
+    Strata,
+    StratumFigures,
+)
 from campaigns.score.stats import mean_interval, wilson
 
 MIN_CALLS = 5
@@ -108,7 +119,7 @@ def state_of(call: CallRow, evaluated: bool, now: datetime) -> str:
 
 def figures(
     calls: Sequence[CallRow], evals: Mapping[int, EvalRow], now: datetime, scale: float
-) -> dict[str, Any]:
+) -> Figures:
     """The figures of a set of calls (scores out of ``scale``)."""
     states = Counter(state_of(c, c.id in evals, now) for c in calls)
     done = [evals[c.id] for c in calls if c.id in evals]
@@ -139,11 +150,11 @@ def _by(
     calls: Sequence[CallRow],
     evals: Mapping[int, EvalRow],
     now: datetime,
-    key: Callable[[CallRow], Any],
-    keys: Sequence[tuple[Any, str]],
+    key: Callable[[CallRow], str | int],
+    keys: Sequence[tuple[str | int, str]],
     scale: float,
-) -> list[dict[str, Any]]:
-    out = []
+) -> list[StratumFigures]:
+    out: list[StratumFigures] = []
     for k, label in keys:
         group = [c for c in calls if key(c) == k]
         if group:
@@ -151,8 +162,8 @@ def _by(
     return out
 
 
-def section_figures(grid: Grid, done: Sequence[EvalRow]) -> list[dict[str, Any]]:
-    out = []
+def section_figures(grid: Grid, done: Sequence[EvalRow]) -> list[SectionFigures]:
+    out: list[SectionFigures] = []
     for s in grid.sections:
         values = [e.sections[s.id] for e in done if e.sections.get(s.id) is not None]
         mean, low, high = mean_interval([v for v in values if v is not None], (0, grid.scale))
@@ -170,10 +181,10 @@ def section_figures(grid: Grid, done: Sequence[EvalRow]) -> list[dict[str, Any]]
     return out
 
 
-def item_figures(grid: Grid, done: Sequence[EvalRow]) -> list[dict[str, Any]]:
+def item_figures(grid: Grid, done: Sequence[EvalRow]) -> list[ItemFigures]:
     """Per scored item: how often it applied, its mean value (share of the points), how
     often it scored 0."""
-    out = []
+    out: list[ItemFigures] = []
     for section, item in grid.items():
         if not item.scored:
             continue
@@ -206,7 +217,7 @@ def campaign_results(
     evaluators: Mapping[str, str],
     now: datetime,
     tz: ZoneInfo,
-) -> dict[str, Any]:
+) -> Results:
     """Everything the results page, the API and the exports show (``previous`` apart)."""
     done = [evals[c.id] for c in calls if c.id in evals]
     return {
@@ -227,9 +238,9 @@ def service_figures(
     evals: Mapping[int, EvalRow],
     names: Mapping[str, str],
     now: datetime,
-) -> list[dict[str, Any]]:
+) -> list[ServiceFigures]:
     """Per service, in the order of the calls: its figures and its sections' mean scores."""
-    out = []
+    out: list[ServiceFigures] = []
     for slug in dict.fromkeys(c.service for c in calls):
         mine = [c for c in calls if c.service == slug]
         mine_done = [evals[c.id] for c in mine if c.id in evals]
@@ -249,10 +260,10 @@ def evaluator_figures(
     evals: Mapping[int, EvalRow],
     names: Mapping[str, str],
     now: datetime,
-) -> list[dict[str, Any]]:
+) -> list[EvaluatorFigures]:
     """Per evaluator, in the order of the calls: how many calls were planned, done, missed
     and to come."""
-    out = []
+    out: list[EvaluatorFigures] = []
     for email in dict.fromkeys(c.evaluator for c in calls):
         mine = [c for c in calls if c.evaluator == email]
         states = Counter(state_of(c, c.id in evals, now) for c in mine)
@@ -275,7 +286,7 @@ def strata_figures(
     now: datetime,
     scale: float,
     tz: ZoneInfo,
-) -> dict[str, list[dict[str, Any]]]:
+) -> Strata:
     """The figures per half-day, moment of the day and weekday (local, in ``tz``)."""
     return {
         "half_day": _by(calls, evals, now, lambda c: c.half_day, list(HALF_DAYS_FR.items()), scale),
@@ -291,10 +302,10 @@ def strata_figures(
     }
 
 
-def comparison(current: Mapping[str, Any], previous: Mapping[str, Any]) -> dict[str, Any]:
+def comparison(current: Results, previous: Results) -> Comparison:
     """The change from the previous campaign's results to these (overall and per service)."""
 
-    def delta(a: Any, b: Any) -> float | None:
+    def delta(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None else round(a - b, 4)
 
     prev_services = {s["service"]: s for s in previous["services"]}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from campaigns.grids.model import NA, Grid, Item
 
@@ -36,6 +36,16 @@ class AnswerError(ValueError):
         self.message = message
 
 
+class ScoreJson(TypedDict):
+    score: float
+    raw_score: float
+    passed: bool
+    excellent: bool
+    critical_failed: list[str]
+    sections: dict[str, float | None]
+    values: dict[str, float | None]
+
+
 @dataclass(frozen=True)
 class Score:
     """What one evaluation gives."""
@@ -48,7 +58,7 @@ class Score:
     sections: dict[str, float | None]  # None: every item of the section N/A
     values: dict[str, float | None]  # item id → value in 0..1, None for N/A
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> ScoreJson:
         return {
             "score": self.score,
             "raw_score": self.raw_score,

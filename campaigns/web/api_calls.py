@@ -62,8 +62,9 @@ async def get_mystery_call(request: web.Request) -> web.Response:
     scenario = next((s for s in spec["scenarios"] if s["id"] == row["scenario"]), None)
     grid: Grid = await stored_grid(request.app[DB_POOL], row["campaign_grid_id"])
     tz = request.app[CALENDAR].tz
-    body = payloads.call_json(row, service_names(request), evaluator_names(spec), tz, utc_now())
-    body |= {
+    call = payloads.call_json(row, service_names(request), evaluator_names(spec), tz, utc_now())
+    body: payloads.MysteryCallJson = {
+        **call,
         "campaign_name": row["campaign_name"],
         "campaign_status": row["campaign_status"],
         "scenario": scenario,
@@ -190,9 +191,11 @@ async def get_my_calls(request: web.Request) -> web.Response:
     rows = await queries.calls_of_evaluator(request.app[DB_POOL], who.email)
     tz = request.app[CALENDAR].tz
     now = utc_now()
-    calls = [
-        payloads.call_json(r, service_names(request), {}, tz, now)
-        | {"campaign_name": r["campaign_name"]}
+    calls: list[payloads.OwnCallJson] = [
+        {
+            **payloads.call_json(r, service_names(request), {}, tz, now),
+            "campaign_name": r["campaign_name"],
+        }
         for r in rows
     ]
     return web.json_response({"calls": calls, "count": len(calls)})

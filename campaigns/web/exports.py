@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Literal, get_args
 
 import pandas as pd
 
+from campaigns.payloads import CallJson, CampaignResults
 from campaigns.plan.formats import PLAN_FIELDS
+from campaigns.score.model import Figures
 
-FIGURE_COLUMNS = (
+FigureColumn = Literal[
     "planned",
     "done",
     "missed",
@@ -26,7 +28,8 @@ FIGURE_COLUMNS = (
     "pass_rate_high",
     "excellent_share",
     "too_few",
-)
+]
+FIGURE_COLUMNS: tuple[FigureColumn, ...] = get_args(FigureColumn)  # in this order
 FIGURES_FR = {
     "planned": "Prévus",
     "done": "Réalisés",
@@ -56,10 +59,11 @@ ITEMS_FR = {
     "too_few": FIGURES_FR["too_few"],
 }
 TABLES = ("services", "sections", "items", "strata", "calls")
+STRATA: tuple[Literal["half_day", "moment", "weekday"], ...] = ("half_day", "moment", "weekday")
 CALL_COLUMNS = ("id", *PLAN_FIELDS, "state", "score", "passed", "excellent")
 
 
-def services_frame(results: Mapping[str, Any]) -> pd.DataFrame:
+def services_frame(results: CampaignResults) -> pd.DataFrame:
     rows = [
         {"service": s["service"], "name": s["name"], **{k: s[k] for k in FIGURE_COLUMNS}}
         for s in results["services"]
@@ -74,12 +78,12 @@ def services_frame(results: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["service", "name", *FIGURE_COLUMNS])
 
 
-def sections_frame(results: Mapping[str, Any]) -> pd.DataFrame:
+def sections_frame(results: CampaignResults) -> pd.DataFrame:
     cols = ["id", "title", "n", "mean_score", "mean_score_low", "mean_score_high", "too_few"]
     return pd.DataFrame(results["sections"], columns=cols)
 
 
-def items_frame(results: Mapping[str, Any]) -> pd.DataFrame:
+def items_frame(results: CampaignResults) -> pd.DataFrame:
     cols = [
         "section",
         "id",
@@ -96,29 +100,32 @@ def items_frame(results: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(results["items"], columns=cols)
 
 
-def strata_frame(results: Mapping[str, Any]) -> pd.DataFrame:
+def strata_frame(results: CampaignResults) -> pd.DataFrame:
     rows = [
         {"stratum": name, "key": r["key"], "label": r["label"], **{k: r[k] for k in FIGURE_COLUMNS}}
-        for name, group in results["strata"].items()
-        for r in group
+        for name in STRATA
+        for r in results["strata"][name]
     ]
     return pd.DataFrame(rows, columns=["stratum", "key", "label", *FIGURE_COLUMNS])
 
 
-def calls_frame(calls: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    rows = [
-        {
-            **{k: c.get(k) for k in CALL_COLUMNS if k not in ("score", "passed", "excellent")},
-            "score": (c.get("evaluation") or {}).get("score"),
-            "passed": (c.get("evaluation") or {}).get("passed"),
-            "excellent": (c.get("evaluation") or {}).get("excellent"),
-        }
-        for c in calls
-    ]
+def calls_frame(calls: Sequence[CallJson]) -> pd.DataFrame:
+    rows = [_call_row(c) for c in calls]
     return pd.DataFrame(rows, columns=list(CALL_COLUMNS))
 
 
-def to_csv(results: Mapping[str, Any], table: str, calls: Sequence[Mapping[str, Any]]) -> str:
+def _call_row(c: CallJson) -> dict[str, object]:
+    """A call's columns (``CALL_COLUMNS``), its evaluation's in short."""
+    evaluation = c["evaluation"]
+    return {
+        **{k: c.get(k) for k in CALL_COLUMNS if k not in ("score", "passed", "excellent")},
+        "score": evaluation["score"] if evaluation else None,
+        "passed": evaluation["passed"] if evaluation else None,
+        "excellent": evaluation["excellent"] if evaluation else None,
+    }
+
+
+def to_csv(results: CampaignResults, table: str, calls: Sequence[CallJson]) -> str:
     frame = {
         "services": lambda: services_frame(results),
         "sections": lambda: sections_frame(results),
@@ -130,7 +137,7 @@ def to_csv(results: Mapping[str, Any], table: str, calls: Sequence[Mapping[str, 
     return str(frame.to_csv(index=False))
 
 
-def to_xlsx(results: Mapping[str, Any], calls: Sequence[Mapping[str, Any]]) -> bytes:
+def to_xlsx(results: CampaignResults, calls: Sequence[CallJson]) -> bytes:
     """The workbook, French headers, one sheet a table."""
     sheets = {
         "Synthèse": synthesis_frame(results),
@@ -152,7 +159,7 @@ def to_xlsx(results: Mapping[str, Any], calls: Sequence[Mapping[str, Any]]) -> b
     return _workbook(sheets)
 
 
-def synthesis_frame(results: Mapping[str, Any]) -> pd.DataFrame:
+def synthesis_frame(results: CampaignResults) -> pd.DataFrame:
     """The campaign, its grid and its overall figures (French labels), then the comparison
     with the previous campaign when there is one."""
     camp, grid = results["campaign"], results["grid"]
@@ -168,9 +175,9 @@ def synthesis_frame(results: Mapping[str, Any]) -> pd.DataFrame:
         *((FIGURES_FR[k], results["overall"][k]) for k in FIGURE_COLUMNS),
     ]
     synthesis = pd.DataFrame(rows, columns=["", "Valeur"])
-    if not results.get("previous"):
-        return synthesis
     prev = results["previous"]
+    if not prev:
+        return synthesis
     previous = [
         ("Campagne précédente", prev["name"]),
         ("Note moyenne précédente", prev["overall"]["mean_score"]),
@@ -195,24 +202,25 @@ def _workbook(sheets: Mapping[str, pd.DataFrame]) -> bytes:
     return out.getvalue()
 
 
-def to_table(results: Mapping[str, Any]) -> str:
+def to_table(results: CampaignResults) -> str:
     """The results for the terminal (French, like the pages)."""
     g, o = results["grid"], results["overall"]
 
-    def num(v: Any, pct: bool = False) -> str:
+    def num(v: float | None, pct: bool = False) -> str:
         if v is None:
             return "—"
         return f"{100 * v:.0f} %" if pct else f"{v:.1f}".replace(".", ",")
 
-    def ci(lo: Any, hi: Any, pct: bool = False) -> str:
+    def ci(lo: float | None, hi: float | None, pct: bool = False) -> str:
         return "" if lo is None else f"[{num(lo, pct)} – {num(hi, pct)}]"
 
     head = ("Service", "Prévus", "Réalisés", "Manqués", "Note", "IC 95 %", "Réussite", "IC 95 %")
     rows = [head]
-    for s in [*results["services"], {**o, "name": "Ensemble"}]:
+    named: list[tuple[str, Figures]] = [(s["name"], s) for s in results["services"]]
+    for name, s in [*named, ("Ensemble", o)]:
         rows.append(
             (
-                s["name"] + (" *" if s["too_few"] else ""),
+                name + (" *" if s["too_few"] else ""),
                 str(s["planned"]),
                 str(s["done"]),
                 str(s["missed"]),

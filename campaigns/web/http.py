@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import orjson
 from aiohttp import web
@@ -37,6 +37,14 @@ def status_of(exc: flows.CampaignError) -> int:
     return next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 500)
 
 
+class ErrorJson(TypedDict):
+    """A refused request: why, the field at fault, each problem (a plan that cannot be)."""
+
+    error: str
+    field: NotRequired[str]
+    problems: NotRequired[list[str]]
+
+
 def answers(handler: Handler) -> Handler:
     """Turn a flow's :class:`CampaignError` into the JSON error (with ``problems``)."""
 
@@ -44,7 +52,7 @@ def answers(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except flows.CampaignError as exc:
-            body: dict[str, Any] = {"error": exc.message}
+            body: ErrorJson = {"error": exc.message}
             if exc.field:
                 body["field"] = exc.field
             if exc.problems:
@@ -93,10 +101,11 @@ def utc_now() -> datetime:
 
 
 async def audit(
-    request: web.Request, action: str, target: str, detail: dict[str, Any] | None = None
+    request: web.Request, action: str, target: str, detail: Mapping[str, object] | None = None
 ) -> None:
+    kept = dict(detail) if detail is not None else None
     await accounts.audit(
-        request.app[DB_POOL], principal(request).label, action, target, detail, request.remote
+        request.app[DB_POOL], principal(request).label, action, target, kept, request.remote
     )
 
 

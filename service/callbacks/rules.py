@@ -10,11 +10,11 @@ the next opening day of the service after the lost call; after that it is overdu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
+from service.callbacks.model import LostCallRow
 from service.municipality.calendar import Calendar, day_start
 from service.municipality.model import ServiceConfig
 
@@ -99,13 +99,14 @@ def callbacks(calendar: Calendar, lost: Iterable[LostCall]) -> list[Callback]:
     return out
 
 
-def open_callbacks_from(calendar: Calendar, rows: Iterable[Mapping[str, Any]]) -> list[Callback]:
+def open_callbacks_from(calendar: Calendar, rows: Iterable[LostCallRow]) -> list[Callback]:
     """The call-backs from the rows of ``queries.open_unanswered`` (lost calls only)."""
     m = calendar.m
-    lost = []
+    lost: list[LostCall] = []
     for r in rows:
-        svc = m.service_for(r["line"], r["queue"])
-        if svc is None or not is_lost(calendar, svc, r["started_at"], r["wait_s"]):
+        svc, wait_s = m.service_for(r["line"], r["queue"]), r["wait_s"]
+        # (``is_lost`` refuses a call without a wait; checked here too, it types ``wait_s``.)
+        if svc is None or wait_s is None or not is_lost(calendar, svc, r["started_at"], wait_s):
             continue
         lost.append(
             LostCall(
@@ -114,7 +115,7 @@ def open_callbacks_from(calendar: Calendar, rows: Iterable[Mapping[str, Any]]) -
                 caller_last2=r["caller_last2"],
                 caller_number=r["caller_number"],
                 started_at=r["started_at"],
-                wait_s=float(r["wait_s"]),
+                wait_s=float(wait_s),
                 service=svc,
             )
         )

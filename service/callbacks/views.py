@@ -7,8 +7,7 @@ digits. Marking a call-back done by hand needs ``quality``.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, tzinfo
 
 from aiohttp import web
 
@@ -16,6 +15,7 @@ from service.accounts import queries as accounts
 from service.accounts.model import Role
 from service.callbacks import queries
 from service.callbacks.listing import open_callbacks
+from service.callbacks.model import CallbackJson, CallbackListing
 from service.callbacks.rules import Callback
 from service.keys import CALENDAR, DB_POOL, FOLDER, SETTINGS, WALL
 from service.web.auth import principal
@@ -24,7 +24,7 @@ from service.web.pages import template
 from service.web.params import service_param
 
 
-def callback_json(cb: Callback, now: datetime, tz: Any, with_number: bool) -> dict[str, Any]:
+def callback_json(cb: Callback, now: datetime, tz: tzinfo, with_number: bool) -> CallbackJson:
     return {
         "id": cb.id,
         "service": cb.service.slug,
@@ -59,13 +59,12 @@ async def get_callbacks(request: web.Request) -> web.Response:
             detail={"service": svc.slug if svc else None, "count": len(found)},
             address=request.remote,
         )
-    return web.json_response(
-        {
-            "callbacks": [callback_json(cb, now, m.tz, with_number) for cb in found],
-            "count": len(found),
-            "numbers_shown": with_number,
-        }
-    )
+    listing: CallbackListing = {
+        "callbacks": [callback_json(cb, now, m.tz, with_number) for cb in found],
+        "count": len(found),
+        "numbers_shown": with_number,
+    }
+    return web.json_response(listing)
 
 
 async def post_done(request: web.Request) -> web.Response:

@@ -115,7 +115,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             actor="cli",
         )
         row = await flows.campaign_or_404(pool, cid)
-        detail = payloads.creation_detail(row)
+        detail = dict(payloads.creation_detail(row))
         await accounts.audit(pool, "cli", "campaign.create", f"campaign:{cid}", detail)
         return row
 
@@ -163,7 +163,9 @@ def cmd_results(args: argparse.Namespace) -> int:
     if args.format == "xlsx" and args.output is None:
         raise UserError("--format xlsx needs --output FILE.xlsx")
 
-    async def work(pool: Any, _applied: list[Any]) -> tuple[dict[str, Any], list[Any]]:
+    async def work(
+        pool: Any, _applied: list[Any]
+    ) -> tuple[payloads.CampaignResults, list[payloads.CallJson]]:
         async with pool.acquire() as conn:
             results = await flows.results(
                 conn,

@@ -6,9 +6,14 @@ import argparse
 import sys
 from typing import Any
 
+import asyncpg
+
 from service.cli.support import UserError, with_config
 from service.cli.support import settings_of as _settings
 from service.cli.support import with_database as _with_database
+from service.db.migrate import Migration
+from service.privacy.erasure import Erasure
+from service.privacy.retention import RetentionReport
 from service.settings import Settings
 
 
@@ -31,8 +36,8 @@ def _purge(settings: Settings) -> int:
     from service.outside.twilio.client import twilio_client
     from service.privacy.retention import retention_job
 
-    async def work(pool: Any, _applied: list[Any]) -> dict[str, Any]:
-        bars: dict[str, Any] = {}
+    async def work(pool: asyncpg.Pool, _applied: list[Migration]) -> RetentionReport:
+        bars: dict[str, Any] = {}  # tqdm's bars, one per step
 
         def progress(step: str, n: int) -> None:
             if step not in bars:
@@ -45,19 +50,19 @@ def _purge(settings: Settings) -> int:
         finally:
             for bar in bars.values():
                 bar.close()
-        return report.as_json()
+        return report
 
-    result = _with_database(settings, work)
-    rec = result["recordings"]
+    report = _with_database(settings, work)
+    rec = report.recordings
     print(
-        f"numbers erased from {result['numbers_erased']} calls; recordings: "
+        f"numbers erased from {report.numbers} calls; recordings: "
         f"{rec['deleted']} deleted, {rec['forgotten']} forgotten, {rec['kept']} kept; "
-        f"{result['quarantine_masked']} quarantined bodies masked; "
-        f"{result['sessions_deleted']} expired sessions deleted"
+        f"{report.quarantined} quarantined bodies masked; "
+        f"{report.sessions} expired sessions deleted"
     )
-    for error in result["errors"]:
+    for error in report.errors:
         print(f"warning: {error}", file=sys.stderr)
-    return 1 if result["errors"] else 0
+    return 1 if report.errors else 0
 
 
 def _erase(settings: Settings, number: str) -> int:
@@ -68,24 +73,24 @@ def _erase(settings: Settings, number: str) -> int:
     from service.privacy import Pseudonymiser
     from service.privacy.erasure import ErasureRefused, erase_caller
 
-    async def work(pool: Any, _applied: list[Any]) -> dict[str, Any]:
+    async def work(pool: asyncpg.Pool, _applied: list[Migration]) -> Erasure:
         try:
             async with twilio_client(settings) as twilio:
                 done = await erase_caller(pool, Pseudonymiser(settings.secret_key), twilio, number)
         except ErasureRefused as exc:
             raise UserError(str(exc)) from None
         await accounts.audit(pool, "cli", "privacy.erase", None, done.as_json())
-        return done.as_json()
+        return done
 
-    result = _with_database(settings, work)
+    done = _with_database(settings, work)
     print(
-        f"erased: {result['calls']} calls, {result['events_rewritten']} events rewritten, "
-        f"{result['recordings_deleted']} recordings deleted, "
-        f"{result['quarantine_rewritten']} quarantined bodies rewritten"
+        f"erased: {done.calls} calls, {done.events} events rewritten, "
+        f"{done.recordings} recordings deleted, "
+        f"{done.quarantined} quarantined bodies rewritten"
     )
-    if result["unrecognised"]:
+    if done.unrecognised:
         print(
-            f"warning: {result['unrecognised']} calls keep the number in a form not "
+            f"warning: {done.unrecognised} calls keep the number in a form not "
             "recognised in their raw events; their rows are erased",
             file=sys.stderr,
         )

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.cli.support import UserError, with_config
 from service.cli.support import day as _day
 from service.cli.support import settings_of as _settings
 from service.cli.support import with_database as _with_database
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from service.db.migrate import Migration
+    from service.metrics.model import Engagement8Report
 
 
 def cmd_report_engagement8(args: argparse.Namespace) -> int:
@@ -32,7 +38,7 @@ def cmd_report_engagement8(args: argparse.Namespace) -> int:
     if args.format == "xlsx" and not args.output:
         raise UserError("--format xlsx needs --output FILE.xlsx")
 
-    async def work(pool: Any, _applied: list[Any]) -> dict[str, Any]:
+    async def work(pool: asyncpg.Pool, _applied: list[Migration]) -> Engagement8Report:
         # Calls marked by a service that stopped before folding them are folded first.
         await Folder(pool, Pseudonymiser(settings.secret_key)).drain()
         return await engagement8(pool, m, args.from_, args.to, args.service)
@@ -63,7 +69,7 @@ def cmd_rollup(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
 
-    async def work(pool: Any, _applied: list[Any]) -> int:
+    async def work(pool: asyncpg.Pool, _applied: list[Migration]) -> int:
         if args.rebuild:
             await forget(pool)
         with tqdm(total=await span_days(pool, settings.municipality), unit="day") as bar:
@@ -85,7 +91,7 @@ def cmd_refold(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
 
-    async def work(pool: Any, _applied: list[Any]) -> tuple[int, int]:
+    async def work(pool: asyncpg.Pool, _applied: list[Migration]) -> tuple[int, int]:
         events = 0
         if args.reparse:
             total = await stored_events(pool)

@@ -9,7 +9,6 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
 import asyncpg
 
@@ -23,6 +22,7 @@ from service.digest.model import (
 )
 from service.digest.weeks import IsoWeek
 from service.metrics.definitions import Counts, figures
+from service.metrics.model import Engagement8Report, Figures, ServiceRow
 from service.metrics.queries import half_hour_rows
 from service.metrics.report import engagement8
 from service.municipality.calendar import Calendar
@@ -45,15 +45,15 @@ def worst_half_hours(rows: Iterable[HalfHour], n: int = WORST_PER_SERVICE) -> li
     return sorted(rows, key=lambda h: (-h.lost, h.answer_rate or 0.0, h.day, h.slot))[:n]
 
 
-def _pick(report: Mapping[str, Any], slug: str | None) -> Mapping[str, Any]:
+def _pick(report: Engagement8Report, slug: str | None) -> Figures:
     """A service's row of a report; zeros when it has none (the unknown line that week)."""
     for row in report["services"]:
         if row["service"] == slug:
-            return row  # type: ignore[no-any-return]
+            return row
     return ZERO
 
 
-def _trend(weeks: list[IsoWeek], rows: list[Mapping[str, Any]]) -> list[TrendPoint]:
+def _trend(weeks: list[IsoWeek], rows: list[Figures]) -> list[TrendPoint]:
     """Oldest week first, from rows given in the order of ``weeks`` (newest first)."""
     return [
         TrendPoint(w, f["answer_rate"], f["service_level"], f["lost"])
@@ -67,12 +67,12 @@ class _Gathered:
     first), the half-hours that lost calls per service, and the call-backs open now."""
 
     weeks: list[IsoWeek]
-    reports: list[dict[str, Any]]
+    reports: list[Engagement8Report]
     halves: Mapping[str, list[HalfHour]]
     open_n: Counter[str]
     overdue_n: Counter[str]
 
-    def service(self, row: Mapping[str, Any]) -> ServiceWeek:
+    def service(self, row: ServiceRow) -> ServiceWeek:
         """The week of the service of ``row`` (a row of this week's report)."""
         slug = row["service"]
         rows = [_pick(r, slug) for r in self.reports]
@@ -80,8 +80,8 @@ class _Gathered:
         return ServiceWeek(
             slug=slug,
             name=row["name"],
-            figures=dict(row),
-            previous=dict(rows[1]),
+            figures=row.copy(),
+            previous=rows[1].copy(),
             trend=_trend(self.weeks, rows),
             worst=worst_half_hours(self.halves.get(slug, [])) if slug else (),
             callbacks_open=self.open_n[slug] if slug else 0,
@@ -97,8 +97,8 @@ class _Gathered:
         return ServiceWeek(
             slug=None,
             name="Ensemble des services",
-            figures=dict(totals[0]),
-            previous=dict(totals[1]),
+            figures=totals[0].copy(),
+            previous=totals[1].copy(),
             trend=_trend(self.weeks, totals),
             worst=(),  # the half-hours are each service's: its own hours and staff
             callbacks_open=self.open_n.total(),

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
 
 from service.digest.weeks import IsoWeek
+from service.metrics.model import Figures, PolicyStatement, RatioName
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,8 @@ class ServiceWeek:
 
     slug: str | None
     name: str
-    figures: dict[str, Any]  # the Engagement 8 figures, exactly as the API gives them
-    previous: dict[str, Any]  # the same for the week before
+    figures: Figures  # the Engagement 8 figures (a service's: its whole row), as the API's
+    previous: Figures  # the same for the week before
     trend: Sequence[TrendPoint]  # the four weeks ending with this one, oldest first
     worst: Sequence[HalfHour] = ()  # the half-hours that lost most, worst first
     callbacks_open: int = 0  # callers still to call back when the digest was built
@@ -53,10 +53,9 @@ class ServiceWeek:
 
     @property
     def met(self) -> bool | None:
-        met: bool | None = self.figures["met"]
-        return met
+        return self.figures["met"]
 
-    def delta(self, figure: str) -> float | None:
+    def delta(self, figure: RatioName) -> float | None:
         """The change of a ratio since the previous week (None when either is unknown)."""
         now, before = self.figures[figure], self.previous[figure]
         return None if now is None or before is None else now - before
@@ -97,7 +96,7 @@ class Digest:
     timezone: str
     services: Sequence[ServiceWeek]  # configuration order, then the unknown line if it rang
     total: ServiceWeek
-    policy: dict[str, Any]
+    policy: PolicyStatement
     generated_at: datetime
     mystery: Sequence[MysteryWeek] = field(default_factory=tuple)
 

@@ -3,17 +3,72 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import TypedDict
 
 from service.digest import story
 from service.digest.model import Digest, HalfHour, ServiceWeek
+from service.metrics.model import Figures, Period, PolicyStatement
+
+
+class HalfHourJson(TypedDict):
+    day: str
+    start: str
+    end: str
+    offered: int
+    lost: int
+    answer_rate: float | None
+
+
+class PreviousJson(TypedDict):
+    answer_rate: float | None
+    service_level: float | None
+    lost: int
+
+
+class TrendJson(TypedDict):
+    week: str
+    answer_rate: float | None
+    service_level: float | None
+    lost: int
+
+
+class ServiceJson(Figures):
+    """A week: the figures, as the API gives them, and what the digest adds. A service's
+    also carries the rest of its report row (``service``, ``name``, ``policy``), which
+    ``ServiceWeek.figures`` holds at run time but does not declare."""
+
+    previous: PreviousJson
+    delta_answer_rate: float | None
+    delta_service_level: float | None
+    trend: list[TrendJson]
+    worst_half_hours: list[HalfHourJson]
+    callbacks_open: int
+    callbacks_overdue: int
+
+
+class TotalJson(ServiceJson):
+    """Every service together: its ``name`` first, then the figures."""
+
+    name: str
+
+
+class DigestJson(TypedDict):
+    week: str
+    period: Period
+    generated_at: str
+    headline: str
+    services: list[ServiceJson]
+    total: TotalJson
+    mystery: list[dict[str, object]]  # each ``MysteryWeek``'s fields
+    policy: PolicyStatement
+    definitions: str
 
 
 def _slot(slot: int) -> str:
     return f"{slot // 2:02d}:{30 * (slot % 2):02d}"
 
 
-def _half_hour(h: HalfHour) -> dict[str, Any]:
+def _half_hour(h: HalfHour) -> HalfHourJson:
     return {
         "day": h.day.isoformat(),
         "start": _slot(h.slot),
@@ -24,10 +79,15 @@ def _half_hour(h: HalfHour) -> dict[str, Any]:
     }
 
 
-def service_json(s: ServiceWeek) -> dict[str, Any]:
+def service_json(s: ServiceWeek) -> ServiceJson:
+    before = s.previous
     return {
         **s.figures,
-        "previous": {k: s.previous[k] for k in ("answer_rate", "service_level", "lost")},
+        "previous": {
+            "answer_rate": before["answer_rate"],
+            "service_level": before["service_level"],
+            "lost": before["lost"],
+        },
         "delta_answer_rate": s.delta("answer_rate"),
         "delta_service_level": s.delta("service_level"),
         "trend": [
@@ -45,7 +105,7 @@ def service_json(s: ServiceWeek) -> dict[str, Any]:
     }
 
 
-def digest_json(d: Digest) -> dict[str, Any]:
+def digest_json(d: Digest) -> DigestJson:
     return {
         "week": str(d.week),
         "period": {"from": d.first.isoformat(), "to": d.last.isoformat(), "timezone": d.timezone},

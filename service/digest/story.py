@@ -5,7 +5,6 @@ calls and the one line of definitions."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from service.digest import formatting as fmt
 from service.digest.model import Digest, MysteryWeek, ServiceWeek
@@ -143,7 +142,7 @@ def subject(d: Digest, focus: Sequence[str]) -> str:
 
 def definitions(d: Digest) -> str:
     """The definitions and the policy used, in one line."""
-    p: dict[str, Any] = d.policy
+    p = d.policy
     text = (
         "Définitions : un appel est présenté s'il arrive pendant les horaires d'ouverture "
         f"et n'est pas raccroché en moins de {fmt.count(round(p['short_abandon_s']))} s ; "

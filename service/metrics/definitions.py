@@ -7,11 +7,11 @@ functions — the one place where « taux de décroché » and « niveau de serv
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from service.metrics.model import FigureName, Figures
 from service.municipality.model import Policy
 
-FIGURES = (
+FIGURES: tuple[FigureName, ...] = (
     "received",
     "out_of_hours",
     "short_abandoned",
@@ -28,7 +28,7 @@ FIGURES = (
 )
 
 # One line each, in French, shown next to the figures (pages, exports, digest).
-DEFINITIONS_FR = {
+DEFINITIONS_FR: dict[FigureName, str] = {
     "received": "Appels reçus : appels entrants de la période (date de début, heure locale).",
     "out_of_hours": "Hors horaires : appels reçus en dehors des plages d'ouverture du service, "
     "un jour férié ou un jour de fermeture.",
@@ -65,7 +65,7 @@ class Counts:
     max_wait_s: float | None = None
 
 
-def figures(c: Counts, policy: Policy) -> dict[str, Any]:
+def figures(c: Counts, policy: Policy) -> Figures:
     """Every figure of the contract from the counts of one group, under ``policy``."""
     offered = c.received - c.out_of_hours - c.short_abandoned
     answer_rate = c.answered / offered if offered else None

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from service.metrics.definitions import DEFINITIONS_FR, FIGURES
+from service.metrics.model import Engagement8Report
 
 LABELS_FR = {
     "name": "Service",
@@ -32,7 +32,7 @@ LABELS_FR = {
 }
 
 
-def report_frame(report: dict[str, Any]) -> pd.DataFrame:
+def report_frame(report: Engagement8Report) -> pd.DataFrame:
     """One row per service (and the unknown line), then the total; the API's field names."""
     rows = [
         {"service": r["service"] or "", "name": r["name"], **{k: r[k] for k in FIGURES}}
@@ -42,26 +42,26 @@ def report_frame(report: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["service", "name", *FIGURES])
 
 
-def to_csv(report: dict[str, Any]) -> str:
+def to_csv(report: Engagement8Report) -> str:
     frame = report_frame(report)
     frame.insert(0, "to", report["period"]["to"])
     frame.insert(0, "from", report["period"]["from"])
     return str(frame.to_csv(index=False))
 
 
-def _pct(v: Any) -> str:
+def _pct(v: float | None) -> str:
     return "—" if v is None or pd.isna(v) else f"{100 * v:.1f} %".replace(".", ",")
 
 
-def _sec(v: Any) -> str:
+def _sec(v: float | None) -> str:
     return "—" if v is None or pd.isna(v) else f"{v:.0f}"
 
 
-def _met(v: Any) -> str:
+def _met(v: bool | None) -> str:
     return "—" if v is None or pd.isna(v) else ("✔ tenu" if v else "✘ non tenu")
 
 
-def french_frame(report: dict[str, Any]) -> pd.DataFrame:
+def french_frame(report: Engagement8Report) -> pd.DataFrame:
     """The report as people read it: French headers, formatted values."""
     frame = report_frame(report).drop(columns=["service"])
     for col in ("answer_rate", "service_level"):
@@ -72,7 +72,7 @@ def french_frame(report: dict[str, Any]) -> pd.DataFrame:
     return frame.rename(columns=LABELS_FR)
 
 
-def render_table(report: dict[str, Any]) -> str:
+def render_table(report: Engagement8Report) -> str:
     """A fixed-width table for the terminal, with the period and the policy used."""
     p, pol = report["period"], report["policy"]
     frame = french_frame(report)
@@ -94,7 +94,7 @@ def render_table(report: dict[str, Any]) -> str:
     return f"{head}\n{rule}\n{body}\n{rule}"
 
 
-def write_xlsx(report: dict[str, Any], path: Path | io.BytesIO) -> None:
+def write_xlsx(report: Engagement8Report, path: Path | io.BytesIO) -> None:
     """A workbook: the figures (French headers, raw numbers), then the definitions."""
     frame = report_frame(report).drop(columns=["service"]).rename(columns=LABELS_FR)
     p, pol = report["period"], report["policy"]

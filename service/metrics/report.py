@@ -8,11 +8,20 @@ the definitions.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from decimal import Decimal
 
 import asyncpg
 
 from service.metrics.definitions import DEFINITIONS_FR, Counts, figures
+from service.metrics.model import (
+    AffluenceReport,
+    BreakdownReport,
+    Engagement8Report,
+    Period,
+    PolicyStatement,
+    ServiceRow,
+    policy_values,
+)
 from service.metrics.queries import UNKNOWN, affluence_rows, figure_rows
 from service.metrics.rollup import fingerprint
 from service.municipality.model import Municipality, Policy
@@ -26,7 +35,7 @@ def _policy(m: Municipality, service: str | None) -> Policy:
     return svc.policy if svc else m.policy
 
 
-def _period(m: Municipality, first: date, last: date) -> dict[str, str]:
+def _period(m: Municipality, first: date, last: date) -> Period:
     return {"from": first.isoformat(), "to": last.isoformat(), "timezone": m.timezone}
 
 
@@ -45,18 +54,18 @@ def _counts(row: asyncpg.Record | None) -> Counts:
     )
 
 
-def _num(v: Any) -> float | None:
+def _num(v: Decimal | float | None) -> float | None:
     return None if v is None else round(float(v), 3)
 
 
-def policy_statement(m: Municipality) -> dict[str, Any]:
+def policy_statement(m: Municipality) -> PolicyStatement:
     """The policy in force: defaults and each service's overrides."""
-    overrides = {}
+    overrides: dict[str, dict[str, float]] = {}
     for s in m.services:
         diff = {k: v for k, v in s.policy.as_dict().items() if m.policy.as_dict()[k] != v}
         if diff:
             overrides[s.slug] = diff
-    return {**m.policy.as_dict(), "overrides": overrides}
+    return {**policy_values(m.policy), "overrides": overrides}
 
 
 async def engagement8(
@@ -65,12 +74,12 @@ async def engagement8(
     first: date,
     last: date,
     service: str | None = None,
-) -> dict[str, Any]:
+) -> Engagement8Report:
     """Figures per service (configuration order), the unknown-line row, and the total."""
     rows = await figure_rows(conn, m, first, last, fingerprint(m), "service", service)
     by_key = {r["key"]: r for r in rows if not r["is_total"]}
     total_row = next((r for r in rows if r["is_total"]), None)
-    services = []
+    services: list[ServiceRow] = []
     for s in m.services:
         if service is not None and s.slug != service:
             continue
@@ -78,7 +87,7 @@ async def engagement8(
             {
                 "service": s.slug,
                 "name": s.name,
-                "policy": s.policy.as_dict(),
+                "policy": policy_values(s.policy),
                 **figures(_counts(by_key.get(s.slug)), s.policy),
             }
         )
@@ -107,7 +116,7 @@ async def breakdown(
     last: date,
     by: str,
     service: str | None = None,
-) -> dict[str, Any]:
+) -> BreakdownReport:
     """Figures per day, ISO week, hour of day, line or agent (keys sorted), and the total."""
     rows = await figure_rows(conn, m, first, last, fingerprint(m), by, service)
     policy = _policy(m, service)
@@ -132,7 +141,7 @@ async def affluence(
     first: date,
     last: date,
     service: str | None = None,
-) -> dict[str, Any]:
+) -> AffluenceReport:
     """Received and lost calls by weekday (1 = Monday) × half-hour, local time."""
     rows = await affluence_rows(conn, m, first, last, service)
     return {

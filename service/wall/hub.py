@@ -16,13 +16,13 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 
 from service.db.errors import is_unavailable
 from service.db.queries import ping
 from service.municipality.calendar import Calendar
+from service.wall.model import StableSnapshot, WallSnapshot
 from service.wall.queries import CHANNEL
 from service.wall.rules import next_midnight
 from service.wall.snapshot import build_snapshot, comparable
@@ -30,6 +30,8 @@ from service.wall.snapshot import build_snapshot, comparable
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+# What a stream's queue holds: the latest snapshot, or None to end the stream.
+Pushed = asyncio.Queue[WallSnapshot | None]
 
 
 def _utcnow() -> datetime:
@@ -56,11 +58,11 @@ class WallHub:
         self._on_clients = on_clients
         self._on_rebuild = on_rebuild
         self._dirty = asyncio.Event()
-        self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self._subscribers: set[Pushed] = set()
         self._tasks: list[asyncio.Task[None]] = []
-        self._listener: Any = None
-        self.snapshot: dict[str, Any] | None = None
-        self._comparable: dict[str, Any] | None = None
+        self._listener: asyncpg.Connection | None = None
+        self.snapshot: WallSnapshot | None = None
+        self._comparable: StableSnapshot | None = None
         self.rebuilds = 0
 
     async def start(self) -> None:
@@ -89,13 +91,13 @@ class WallHub:
         """Something was written: rebuild soon."""
         self._dirty.set()
 
-    def subscribe(self) -> asyncio.Queue[dict[str, Any] | None]:
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=1)
+    def subscribe(self) -> Pushed:
+        queue: Pushed = asyncio.Queue(maxsize=1)
         self._subscribers.add(queue)
         self._count()
         return queue
 
-    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
+    def unsubscribe(self, queue: Pushed) -> None:
         self._subscribers.discard(queue)
         self._count()
 
@@ -108,7 +110,7 @@ class WallHub:
         for queue in self._subscribers:
             self._offer(queue, None)
 
-    async def rebuild(self) -> dict[str, Any]:
+    async def rebuild(self) -> WallSnapshot:
         """Build the snapshot now; publish it if anything but the clock changed."""
         started = time.perf_counter()
         snapshot = await build_snapshot(self._pool, self._calendar, self._clock())
@@ -124,7 +126,7 @@ class WallHub:
         return snapshot
 
     @staticmethod
-    def _offer(queue: asyncio.Queue[dict[str, Any] | None], item: dict[str, Any] | None) -> None:
+    def _offer(queue: Pushed, item: WallSnapshot | None) -> None:
         # Latest wins: drop what the client has not taken yet.
         with contextlib.suppress(asyncio.QueueEmpty):
             queue.get_nowait()

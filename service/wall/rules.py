@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from service.municipality.calendar import day_start
 from service.municipality.model import Policy
+from service.wall.model import TileStatus
 
 RED_GAP = 0.10  # points below a target that turn a tile red
 
@@ -28,7 +29,7 @@ def status(
     service_level: float | None,
     longest_wait_s: float | None,
     policy: Policy,
-) -> str:
+) -> TileStatus:
     """``green``, ``amber`` or ``red`` by the rule above."""
     wait = longest_wait_s or 0.0
     gaps = [

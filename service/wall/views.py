@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 
 from service.keys import FOLDER, WALL
+from service.wall.model import WallSnapshot
 from service.web.pages import template
 
 KEEPALIVE_S = 15.0
@@ -61,7 +62,7 @@ async def stream_wall(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-def _event(snapshot: dict[str, object]) -> bytes:
+def _event(snapshot: WallSnapshot) -> bytes:
     return b"event: snapshot\ndata: " + orjson.dumps(snapshot) + b"\n\n"
 
 

@@ -29,13 +29,19 @@ class Cluster:
     def _pg_ctl(self, *args: str) -> None:
         from pgserver._commands import POSTGRES_BIN_PATH
 
-        subprocess.run(
+        done = subprocess.run(
             [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.pgdata), *args],
             user=self._server.system_user,  # as root, pgserver runs PostgreSQL as « pgserver »
-            check=True,
             capture_output=True,
-            timeout=60,
+            timeout=120,
+            check=False,
         )
+        if done.returncode != 0:  # say why: pg_ctl's own words, and the server's log's end
+            log = self.pgdata / "log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise subprocess.CalledProcessError(
+                done.returncode, done.args, done.stdout, done.stderr + tail.encode()
+            )
 
     def stop(self) -> None:
         """Stop it as an administrator would (« fast »: sessions are cut, nothing is lost)."""

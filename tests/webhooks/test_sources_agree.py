@@ -20,6 +20,7 @@ from service.demo.pbx import cdr_row, queue_log
 from service.demo.simulate import Sender
 from service.demo.traffic import SimCall, TrafficGenerator, build_callbacks
 from service.keys import DB_POOL, FOLDER
+from service.metrics.model import Engagement8Report
 from service.metrics.report import engagement8
 from service.municipality.calendar import Calendar
 from service.privacy import Pseudonymiser
@@ -43,7 +44,7 @@ def moved(call: SimCall, days: int, rng: random.Random) -> SimCall:
     return later
 
 
-def comparable(figures: dict[str, Any]) -> dict[str, Any]:
+def comparable(figures: Engagement8Report) -> dict[str, Any]:
     return {"services": figures["services"], "total": figures["total"]}
 
 

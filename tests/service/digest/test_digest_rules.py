@@ -5,6 +5,7 @@ the headline's grammar and the recipients' order."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,6 +17,7 @@ from service.digest import story
 from service.digest.build import ZERO, worst_half_hours
 from service.digest.model import Digest, HalfHour, ServiceWeek
 from service.digest.weeks import IsoWeek, due_week, previous_week, send_instant
+from service.metrics.model import Figures, PolicyStatement
 
 PARIS = ZoneInfo("Europe/Paris")
 NOUMEA = ZoneInfo("Pacific/Noumea")
@@ -137,8 +139,8 @@ def test_worst_half_hours_most_lost_then_lowest_rate_then_earliest() -> None:
 
 
 def service(slug: str | None, met: bool | None, rate: float | None = None) -> ServiceWeek:
-    figures = {**ZERO, "met": met, "answer_rate": rate, "service_level": rate}
-    return ServiceWeek(slug, slug or "Ligne inconnue", figures, dict(ZERO), ())
+    figures: Figures = {**ZERO, "met": met, "answer_rate": rate, "service_level": rate}
+    return ServiceWeek(slug, slug or "Ligne inconnue", figures, ZERO.copy(), ())
 
 
 def digest(*services: ServiceWeek) -> Digest:
@@ -148,7 +150,7 @@ def digest(*services: ServiceWeek) -> Digest:
         timezone="Europe/Paris",
         services=services,
         total=service(None, None),
-        policy={},
+        policy=cast(PolicyStatement, {}),
         generated_at=datetime(2026, 11, 30, tzinfo=UTC),
     )
 

@@ -5,6 +5,7 @@ per-service overrides, an unknown line, an empty period."""
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -114,7 +115,7 @@ def reference(
     }
 
 
-def assert_figures(got: dict[str, Any], want: dict[str, Any]) -> None:
+def assert_figures(got: Mapping[str, Any], want: dict[str, Any]) -> None:
     for k in FIGURE_KEYS:
         if isinstance(want[k], float):
             assert got[k] == pytest.approx(want[k]), k
@@ -251,7 +252,7 @@ async def test_a_changed_threshold_recomputes_history(client: Client) -> None:
     after = await engagement8(pool, stricter, date(2026, 11, 16), date(2026, 11, 16), "accueil")
     assert before["total"]["answered_within"] == 1  # the 25-second wait
     assert after["total"]["answered_within"] == 0
-    assert after["services"][0]["policy"]["answer_within_s"] == 10
+    assert after["services"][0]["policy"]["answer_within_s"] == 10  # type: ignore[index]
 
 
 async def test_empty_period_has_zeros_and_nulls(client: Client) -> None:

@@ -3,6 +3,7 @@ change under it, after a configuration change, and when a change commits during 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
@@ -27,7 +28,9 @@ from tests.service.metrics.test_engagement8 import (
 )
 
 
-def check(data: dict[str, Any], calls: list[SimCall], first: date, last: date, m: Any = M) -> None:
+def check(
+    data: Mapping[str, Any], calls: list[SimCall], first: date, last: date, m: Any = M
+) -> None:
     rows = {r["service"]: r for r in data["services"]}
     for s in m.services:
         assert_figures(rows[s.slug], reference(calls, m, first, last, s.slug))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from service.demo.traffic import SimCall, build_callbacks
 from service.keys import DB_POOL, FOLDER, WALL
 from service.municipality.calendar import Calendar
 from service.municipality.model import load_municipality
+from service.wall.model import WallSnapshot
 from service.wall.rules import next_midnight, status
 from service.wall.snapshot import build_snapshot, comparable
 from tests.conftest import (
@@ -78,7 +80,7 @@ class Stream:
     def __init__(self, resp: aiohttp.ClientResponse) -> None:
         self.resp = resp
 
-    async def next(self, kind: str = "snapshot", seconds: float = 10.0) -> dict[str, Any]:
+    async def next(self, kind: str = "snapshot", seconds: float = 10.0) -> WallSnapshot:
         import json
 
         event, data = None, []
@@ -94,11 +96,11 @@ class Stream:
                     data.append(line[6:])
                 elif line == "" and data:
                     if event == kind:
-                        value: dict[str, Any] = json.loads("\n".join(data))
+                        value: WallSnapshot = json.loads("\n".join(data))
                         return value
                     event, data = None, []
 
-    async def until(self, check: Any, seconds: float = 10.0) -> dict[str, Any]:
+    async def until(self, check: Any, seconds: float = 10.0) -> WallSnapshot:
         async with asyncio.timeout(seconds):
             while True:
                 snap = await self.next(seconds=seconds)
@@ -113,7 +115,7 @@ async def open_stream(session: aiohttp.ClientSession, url: str) -> Stream:
     return Stream(resp)
 
 
-def tile(snapshot: dict[str, Any], slug: str = SERVICE) -> dict[str, Any]:
+def tile(snapshot: Mapping[str, Any], slug: str = SERVICE) -> dict[str, Any]:
     return next(t for t in snapshot["services"] if t["service"] == slug)
 
 
