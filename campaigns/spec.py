@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NotRequired, TypedDict
 
 from service.accounts.model import normalise_email
+from service.digest.weeks import FIRST_YEAR, LAST_YEAR
 from service.municipality.model import E164_RE, SLUG_RE, Municipality
 from service.municipality.tables import (
     WEEKDAYS,
@@ -227,11 +228,16 @@ def parse_campaign(data: Mapping[str, Any], path: str, m: Municipality) -> Campa
 def _date(r: TableReader, name: str) -> date:
     value = r.require(name, (date, str))
     if isinstance(value, date) and not hasattr(value, "hour"):
-        return value
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise r.fail(name, f"{value!r} is not a date (expected YYYY-MM-DD)") from None
+        day = value
+    else:
+        try:
+            day = date.fromisoformat(str(value))
+        except ValueError:
+            raise r.fail(name, f"{value!r} is not a date (expected YYYY-MM-DD)") from None
+    # The calendar (holidays, DST) is known for these years only; beyond, planning overflows.
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise r.fail(name, f"{day} is out of range (years {FIRST_YEAR} to {LAST_YEAR})")
+    return day
 
 
 def _minutes(r: TableReader, name: str, default: int, lo: int, hi: int) -> int:

@@ -27,7 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from service.calls.model import Disposition, Event, Kind
-from webhooks.errors import Malformed
+from webhooks.errors import Malformed, refuse_nul
 
 SOURCE = "asterisk"
 
@@ -102,6 +102,7 @@ def _fields(callid: str, queue: str, agent: str, event: str) -> tuple[str, str, 
 
 def parse_line(text: str) -> QueueLogLine:
     """A line of the ``queue_log`` file; raises :class:`Malformed`."""
+    refuse_nul(text, "the line")
     parts = text.rstrip("\r\n").split("|")
     if len(parts) < 5:
         raise Malformed(
@@ -147,6 +148,7 @@ def _row_time(value: str, tz: ZoneInfo) -> datetime:
 
 def parse_row(row: Mapping[str, Any], tz: ZoneInfo) -> QueueLogLine:
     """A row of the database variant (column names as Asterisk's ``queue_log`` table)."""
+    refuse_nul(dict(row), "the row")
 
     def col(name: str, required: bool = True) -> str:
         value = row.get(name)

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from service.calls.model import Event, Kind
-from webhooks.errors import Malformed
+from webhooks.errors import Malformed, refuse_nul
 
 SOURCE = "cdr"
 FIELDS = (
@@ -107,6 +107,7 @@ def normalise(row: Any, tz: ZoneInfo) -> dict[str, Any]:
     :class:`Malformed` saying which field is wrong."""
     if not isinstance(row, dict):
         raise Malformed("a call record must be an object")
+    refuse_nul(row, "the record")
     out: dict[str, Any] = {"id": _id(row)}
     for name in _TEXTS:
         out[name] = _text(row, name)

@@ -1,8 +1,10 @@
 """HTTP handlers of the call sources: verify → parse → one core call → answer.
 
 A 2xx is sent only after the core has committed; a database outage is a 503 so the sender
-retries; a forged or missing signature is a 403 and nothing is kept; a payload that is
-signed but cannot be understood is a 400 and goes to quarantine with its reason.
+retries. The signature is checked before the body is parsed: a forged or missing signature
+is a 403 and nothing is kept, and so is a body whose signature cannot even be checked (a
+Twilio body that is not a form: 400). Only a payload that is signed but cannot be
+understood goes to quarantine (400, with its reason), so unsigned traffic cannot fill it.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ async def _refuse_malformed(
         metrics.webhook(source, "refused", "database_unavailable")
         return unavailable(exc)
     metrics.webhook(source, "refused", "malformed")
-    log.info("%s webhook quarantined: %s", source, reason)
+    # %r: the reason quotes the payload; quoted, it cannot forge a log line.
+    log.info("%s webhook quarantined: %r", source, reason)
     return json_error(400, reason)
 
 
@@ -74,8 +77,6 @@ async def twilio_webhook(request: web.Request) -> web.StreamResponse:
         metrics.webhook("twilio", "refused", "too_large")
         return json_error(413, str(exc))
     except TwilioRefused as refused:
-        if refused.body is not None:
-            return await _refuse_malformed(request, "twilio", refused.message, refused.body)
         metrics.webhook("twilio", "refused", refused.reason)
         return json_error(refused.status, refused.message)
     try:
@@ -109,7 +110,7 @@ async def _signed_body(request: web.Request, source: str) -> bytes | web.Respons
     why = signing.problem(secret, request.headers.get(signing.HEADER), body, time.time())
     if why is not None:
         metrics.webhook(source, "refused", "bad_signature")
-        log.warning("%s webhook refused: %s", source, why)
+        log.warning("%s webhook refused: %r", source, why)
         return json_error(403, why)
     return body
 

@@ -16,7 +16,7 @@ from typing import TypedDict
 from xml.sax.saxutils import escape
 
 from service.calls.model import Disposition, Event, Kind
-from webhooks.errors import Malformed
+from webhooks.errors import Malformed, refuse_nul
 
 __all__ = ["SOURCE", "Malformed", "parse", "twiml_answer"]
 
@@ -115,6 +115,7 @@ def _seq(params: Mapping[str, str]) -> int | None:
 
 def parse(params: Mapping[str, str], received_at: datetime) -> Event:
     """The normalised event of one Twilio callback; raises :class:`Malformed`."""
+    refuse_nul(dict(params), "the callback")
     call_sid = _sid(params, "CallSid")
     assert call_sid is not None
     root = _root_side(params)

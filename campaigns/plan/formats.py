@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from campaigns.plan.planner import PlannedCall
 from campaigns.spec import CampaignSpec
+from service.web.cells import csv_row
 
 FORMATS = ("table", "json", "csv", "ics")
 DAYS_FR = ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim.")
@@ -34,25 +35,28 @@ def to_json(calls: Sequence[PlannedCall]) -> str:
 
 
 def to_csv(calls: Sequence[PlannedCall], tz: ZoneInfo) -> str:
+    """The plan for tools; scenarios and names typed by people never become formulas."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for c in calls:
         local = c.scheduled_at.astimezone(tz)
         w.writerow(
-            [
-                c.scheduled_at.isoformat(),
-                local.date().isoformat(),
-                local.strftime("%H:%M"),
-                local.isoweekday(),
-                c.service,
-                c.number,
-                c.scenario or "",
-                c.evaluator,
-                c.mode,
-                c.half_day,
-                c.moment,
-            ]
+            csv_row(
+                [
+                    c.scheduled_at.isoformat(),
+                    local.date().isoformat(),
+                    local.strftime("%H:%M"),
+                    local.isoweekday(),
+                    c.service,
+                    c.number,
+                    c.scenario or "",
+                    c.evaluator,
+                    c.mode,
+                    c.half_day,
+                    c.moment,
+                ]
+            )
         )
     return out.getvalue()
 

@@ -27,6 +27,7 @@ from service.municipality.calendar import Calendar
 from service.outside.twilio.rest import TwilioNotConfigured, TwilioUnavailable
 from service.web.auth import principal
 from service.web.errors import ApiError
+from service.web.security import stamp_stream
 
 
 async def _in_campaign(request: web.Request) -> None:
@@ -103,6 +104,7 @@ async def get_recording(request: web.Request) -> web.StreamResponse:
                     "Content-Disposition": f'inline; filename="appel-mystere-{row["id"]}.mp3"',
                 }
             )
+            stamp_stream(request, out)  # a stream: the middleware cannot add them later
             await out.prepare(request)
             async for chunk in chunks:
                 await out.write(chunk)

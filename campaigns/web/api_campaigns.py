@@ -111,10 +111,7 @@ async def get_calls(request: web.Request) -> web.StreamResponse:
     if fmt == "json":
         return web.json_response({"calls": calls, "count": len(calls)})
     if fmt == "csv":
-        frame = exports.calls_frame(calls)
-        return web.Response(
-            text=frame.to_csv(index=False), content_type="text/csv", charset="utf-8"
-        )
+        return web.Response(text=exports.calls_csv(calls), content_type="text/csv", charset="utf-8")
     if fmt == "ics":
         cal: Calendar = request.app[CALENDAR]
         spec = flows.parse(row["spec"], f"campaign {cid}", cal)

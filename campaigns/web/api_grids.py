@@ -20,6 +20,7 @@ from campaigns.web.http import answers, audit, read_body
 from service.keys import DB_POOL, SETTINGS
 from service.municipality.tables import ConfigError
 from service.web.errors import ApiError
+from service.web.params import whole
 
 
 @answers
@@ -34,10 +35,7 @@ async def get_grid(request: web.Request) -> web.Response:
     """The grid a campaign naming it would use (or the version asked): the same rule as a
     campaign's creation; a version in use is served as stored, even if its file changed."""
     slug = request.match_info["slug"]
-    version = request.query.get("version")
-    if version is not None and not (version.isdigit() and len(version) < 10):
-        raise ApiError("version must be a whole number", field="version")
-    wanted = int(version) if version else None
+    wanted = whole(request, "version", 0, 1, 2**31 - 1) or None
     async with request.app[DB_POOL].acquire() as conn:
         try:
             _, grid = await resolve_grid(

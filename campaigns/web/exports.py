@@ -1,6 +1,7 @@
 """A campaign's results and calls as CSV (the API's field names, for tools) and as an XLSX
 workbook (French, for people: synthesis, services, sections, items, strata, calls,
-definitions)."""
+definitions). Names and labels are people's text: no cell becomes a formula
+(``service.web.cells``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pandas as pd
 from campaigns.payloads import CallJson, CampaignResults
 from campaigns.plan.formats import PLAN_FIELDS
 from campaigns.score.model import Figures
+from service.web.cells import csv_cell, strings_stay_strings
 
 FigureColumn = Literal[
     "planned",
@@ -134,7 +136,17 @@ def to_csv(results: CampaignResults, table: str, calls: Sequence[CallJson]) -> s
         "calls": lambda: calls_frame(calls),
     }[table]()
     frame.insert(0, "campaign", results["campaign"]["id"])
-    return str(frame.to_csv(index=False))
+    return frame_csv(frame)
+
+
+def calls_csv(calls: Sequence[CallJson]) -> str:
+    """The plan's calls as CSV (the API's ``?format=csv``)."""
+    return frame_csv(calls_frame(calls))
+
+
+def frame_csv(frame: pd.DataFrame) -> str:
+    """A frame as CSV whose text cells no spreadsheet evaluates; numbers stay numbers."""
+    return str(frame.map(csv_cell).to_csv(index=False))
 
 
 def to_xlsx(results: CampaignResults, calls: Sequence[CallJson]) -> bytes:
@@ -196,6 +208,7 @@ def _workbook(sheets: Mapping[str, pd.DataFrame]) -> bytes:
         for name, frame in sheets.items():
             frame.to_excel(writer, sheet_name=name, index=False)
             sheet = writer.sheets[name]
+            strings_stay_strings(sheet.iter_rows())
             for i, col in enumerate(frame.columns, start=1):
                 width = max([len(str(col)), *(len(str(v)) for v in frame[col].head(200))])
                 sheet.column_dimensions[sheet.cell(1, i).column_letter].width = min(60, width + 2)

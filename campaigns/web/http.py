@@ -15,8 +15,9 @@ from service.accounts import queries as accounts
 from service.keys import DB_POOL, SETTINGS
 from service.municipality.tables import ConfigError, parse_toml
 from service.web.auth import principal
-from service.web.bodies import TooLarge, read_limited
-from service.web.errors import ApiError
+from service.web.bodies import TooLarge, read_limited, refuse_nul
+from service.web.errors import ApiError, current_request_id
+from service.web.params import path_id as strict_path_id
 
 BODY_LIMIT = 512 * 1024  # a campaign of thousands of calls is a few kilobytes
 TOML_TYPES = ("application/toml", "text/toml", "text/x-toml")
@@ -43,6 +44,7 @@ class ErrorJson(TypedDict):
     error: str
     field: NotRequired[str]
     problems: NotRequired[list[str]]
+    request_id: NotRequired[str]
 
 
 def answers(handler: Handler) -> Handler:
@@ -57,6 +59,9 @@ def answers(handler: Handler) -> Handler:
                 body["field"] = exc.field
             if exc.problems:
                 body["problems"] = exc.problems
+            rid = current_request_id()
+            if rid is not None:
+                body["request_id"] = rid
             return web.json_response(body, status=status_of(exc))
 
     wrapped.__name__ = handler.__name__
@@ -65,16 +70,19 @@ def answers(handler: Handler) -> Handler:
 
 
 async def read_body(request: web.Request) -> tuple[dict[str, Any], str | None]:
-    """The body as a mapping, and its text when it was TOML (kept as the campaign's source)."""
+    """The body as a mapping, and its text when it was TOML (kept as the campaign's source);
+    a NUL character anywhere in it is a 400 naming the field (``bodies.refuse_nul``)."""
     try:
         raw = await read_limited(request, BODY_LIMIT)
     except TooLarge:
         raise ApiError(f"body too large (at most {BODY_LIMIT} bytes)", status=413) from None
     if request.content_type in TOML_TYPES:
         try:
-            return parse_toml(raw, "body"), raw.decode("utf-8")
+            data = parse_toml(raw, "body")
         except ConfigError as exc:
             raise ApiError(exc.problem) from None
+        refuse_nul(data)
+        return data, raw.decode("utf-8")
     if request.content_type != "application/json":
         raise ApiError("send JSON (application/json) or TOML (application/toml)", status=415)
     if not raw.strip():
@@ -85,15 +93,14 @@ async def read_body(request: web.Request) -> tuple[dict[str, Any], str | None]:
         raise ApiError(f"body is not valid JSON ({exc.msg} at character {exc.pos})") from None
     if not isinstance(data, dict):
         raise ApiError("body must be a JSON object")
+    refuse_nul(data)
     return data, None
 
 
 def path_id(request: web.Request, name: str = "id") -> int:
-    """A numeric id of the path; anything else (or beyond a bigint) is not found."""
-    value = request.match_info[name]
-    if not value.isdigit() or len(value) > 18:
-        raise ApiError(f"{name} must be a number", field=name, status=404)
-    return int(value)
+    """A numeric id of the path (``service.web.params.path_id``: ASCII digits within a
+    bigint); anything else is a 404 that says why."""
+    return strict_path_id(request, name)
 
 
 def utc_now() -> datetime:

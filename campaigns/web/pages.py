@@ -12,6 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from service.web.pages import template
+from service.web.params import path_id
 
 WEB = Path(__file__).resolve().parent
 TEMPLATES = WEB / "templates"
@@ -26,20 +27,17 @@ async def campaigns_page(_: web.Request) -> web.FileResponse:
 
 
 async def campaign_page(request: web.Request) -> web.FileResponse:
-    if not request.match_info["id"].isdigit():
-        raise web.HTTPNotFound()
+    path_id(request)  # ASCII digits within a bigint, or 404
     return _page("campaign.html")
 
 
 async def results_page(request: web.Request) -> web.FileResponse:
-    if not request.match_info["id"].isdigit():
-        raise web.HTTPNotFound()
+    path_id(request)  # ASCII digits within a bigint, or 404
     return _page("results.html")
 
 
 async def evaluation_page(request: web.Request) -> web.FileResponse:
-    if not request.match_info["id"].isdigit():
-        raise web.HTTPNotFound()
+    path_id(request)  # ASCII digits within a bigint, or 404
     return _page("evaluation.html")
 
 

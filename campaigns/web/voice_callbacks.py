@@ -1,9 +1,10 @@
 """``POST /webhooks/twilio/mystery/{id}/{event}``: Twilio's callbacks of assisted calls.
 
 Checked like every Twilio callback (``service.outside.twilio.signing.verified_form``:
-``X-Twilio-Signature`` over the public URL); a body that is not form-encoded goes to
-quarantine with the reason. The core of each event is in
-``campaigns/run/voice_flow.py``.
+``X-Twilio-Signature`` over the public URL) before anything reads the body: a missing or
+wrong signature, or a body that is not a form, is refused and nothing is kept. Only a
+signed callback that cannot be understood (no ``CallSid``) goes to quarantine with the
+reason. The core of each event is in ``campaigns/run/voice_flow.py``.
 """
 
 from __future__ import annotations
@@ -45,12 +46,8 @@ async def mystery_callback(request: web.Request) -> web.StreamResponse:
     """Verify the callback, then hand its event to ``voice_flow``; TwiML or 204 back."""
     settings = request.app[SETTINGS]
     try:
-        params, body = await verified_form(
-            request, settings, lambda: _callback_body(request), header_first=False
-        )
+        params, body = await verified_form(request, settings, lambda: _callback_body(request))
     except TwilioRefused as refused:
-        if refused.body is not None:
-            return await _refuse(request, refused.message, refused.body)
         return json_error(refused.status, refused.message)
     if not params.get("CallSid"):
         return await _refuse(request, "CallSid is missing", body)

@@ -4,12 +4,17 @@ from a one-time set-up link). French pages, plain HTML forms, no script.
 The login form is protected against CSRF by a signed cookie and a token derived from it
 (there is no session yet); logging out needs the session's own token. Failed attempts are
 throttled per account and per address (:data:`MAX_PER_ACCOUNT`, :data:`MAX_PER_ADDRESS`
-within :data:`WINDOW`), counted in the database so every instance sees them.
+within :data:`WINDOW`), counted in the database so every instance sees them: an attempt is
+recorded before its password is checked, under locks of its account and its address, so
+concurrent attempts cannot slip past the count (``queries.reserve_attempt``). Password
+checks run a few at a time (``hashing.HashGate``); beyond, a login is turned away with a
+503 at once. The page to go to afterwards is kept only if it is of this site
+(``redirects.local_target``).
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import secrets
 from datetime import UTC, datetime, timedelta
 from html import escape
@@ -19,6 +24,7 @@ import asyncpg
 from aiohttp import web
 
 from service.accounts import queries as accounts
+from service.accounts.hashing import Busy, HashGate
 from service.accounts.model import normalise_email
 from service.accounts.passwords import (
     check_strength,
@@ -26,6 +32,7 @@ from service.accounts.passwords import (
     needs_rehash,
     verify_password,
 )
+from service.accounts.redirects import local_target
 from service.keys import DB_POOL, METRICS, SETTINGS
 from service.web.cookies import (
     LOGIN_CSRF_COOKIE,
@@ -36,13 +43,15 @@ from service.web.cookies import (
     sign,
     unsign,
 )
-from service.web.pages import TEMPLATES
+from service.web.pages import TEMPLATES, reference_html
 
 SESSION_LIFETIME = timedelta(hours=12)
 WINDOW = timedelta(minutes=15)
 MAX_PER_ACCOUNT = 5
 MAX_PER_ADDRESS = 20
 FORM_LIMIT = 16 * 1024  # a login form is a few hundred bytes
+BUSY_RETRY_S = 5  # Retry-After when too many password checks are already waiting
+HASHING: web.AppKey[HashGate] = web.AppKey("hashing", HashGate)
 
 _PAGE = Template((TEMPLATES / "login.html").read_text("utf-8"))
 _LOGIN_FIELDS = (
@@ -66,10 +75,8 @@ def _secure(request: web.Request) -> bool:
 
 
 def _safe_next(value: str | None) -> str:
-    """Only a local path: never an open redirect to another site."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
-        return "/"
-    return value
+    """Only a path of this site: never an open redirect to another one."""
+    return local_target(value)
 
 
 def _render(
@@ -87,6 +94,8 @@ def _render(
     note = ""
     if message:
         note = f'<p class="{"error" if error else "note"}" role="alert">{escape(message)}</p>'
+        if error:  # the id the user can quote when they report it
+            note += reference_html()
     html = _PAGE.substitute(
         title=escape(title),
         action=escape(action),
@@ -170,20 +179,47 @@ async def login_post(request: web.Request) -> web.StreamResponse:
         email = normalise_email(typed)
     except ValueError:
         return _login_refused(request, typed, suite, "Adresse électronique invalide.", 400)
-    pool = request.app[DB_POOL]
-    address = _address(request)
-    if await _throttled(pool, email, address):
-        request.app[METRICS].refuse("login_throttled")
-        minutes = int(WINDOW.total_seconds() // 60)
-        message = f"Trop de tentatives : réessayez dans {minutes} minutes."
-        return _login_refused(request, typed, suite, message, 429)
-    user = await _checked_user(pool, email, password)
+    outcome = await _attempt(request, email, password)
+    if isinstance(outcome, str):
+        return _login_refused(request, typed, suite, *_REFUSALS[outcome])
+    await _logged_in(request, outcome, email, password)
+    raise await _open_session(request, outcome, email, _address(request), suite)
+
+
+_REFUSALS = {
+    "busy": ("Trop de connexions en cours : réessayez dans quelques secondes.", 503),
+    "throttled": (f"Trop de tentatives : réessayez dans {WINDOW.seconds // 60} minutes.", 429),
+    "failed": ("Adresse ou mot de passe incorrect.", 401),
+}
+
+
+async def _attempt(request: web.Request, email: str, password: str) -> asyncpg.Record | str:
+    """The account when ``password`` opens it; otherwise why not (a key of ``_REFUSALS``).
+
+    The attempt is counted before its password is checked: at most :data:`MAX_PER_ACCOUNT`
+    per account and :data:`MAX_PER_ADDRESS` per address reach Argon2 within :data:`WINDOW`,
+    however many arrive at once and at whichever instance. One turned away because too many
+    checks wait already is not counted."""
+    pool, gate, metrics = request.app[DB_POOL], request.app[HASHING], request.app[METRICS]
+    if gate.full:
+        metrics.refuse("login_busy")
+        return "busy"
+    since = datetime.now(UTC) - WINDOW
+    limits = (MAX_PER_ACCOUNT, MAX_PER_ADDRESS)
+    attempt = await accounts.reserve_attempt(pool, email, _address(request), since, limits)
+    if attempt is None:
+        metrics.refuse("login_throttled")
+        return "throttled"
+    try:
+        user = await _checked_user(gate, pool, email, password)
+    except Busy:
+        await accounts.forget_attempt(pool, attempt)
+        metrics.refuse("login_busy")
+        return "busy"
     if user is None:
-        await accounts.record_failure(pool, email, address)
-        request.app[METRICS].refuse("login_failed")
-        return _login_refused(request, typed, suite, "Adresse ou mot de passe incorrect.", 401)
-    await _logged_in(pool, user, email, password)
-    raise await _open_session(request, user, email, address, suite)
+        metrics.refuse("login_failed")  # the attempt stays counted: a failure
+        return "failed"
+    return user
 
 
 def _login_csrf_ok(request: web.Request, form: dict[str, str]) -> bool:
@@ -198,35 +234,35 @@ def _login_refused(
     request: web.Request, typed: str, suite: str, message: str, status: int
 ) -> web.Response:
     """The login form again, with what was typed and why it was refused."""
-    return _login_page(
+    resp = _login_page(
         request, email=typed, suite=suite, message=message, error=True, status=status
     )
+    if status == 503:
+        resp.headers["Retry-After"] = str(BUSY_RETRY_S)
+    return resp
 
 
-async def _throttled(pool: asyncpg.Pool, email: str, address: str) -> bool:
-    """Whether the account or the address failed too often within :data:`WINDOW`."""
-    by_email, by_address = await accounts.recent_failures(
-        pool, email, address, datetime.now(UTC) - WINDOW
-    )
-    return by_email >= MAX_PER_ACCOUNT or by_address >= MAX_PER_ADDRESS
-
-
-async def _checked_user(pool: asyncpg.Pool, email: str, password: str) -> asyncpg.Record | None:
-    """The enabled account of ``email`` when ``password`` is its password; None otherwise."""
+async def _checked_user(
+    gate: HashGate, pool: asyncpg.Pool, email: str, password: str
+) -> asyncpg.Record | None:
+    """The enabled account of ``email`` when ``password`` is its password; None otherwise.
+    :class:`Busy` when too many password checks already wait."""
     user = await accounts.get_user(pool, email)
     stored = user["password_hash"] if user is not None and user["disabled_at"] is None else None
-    # Argon2 takes tens of milliseconds of CPU: off the event loop.
-    ok = await asyncio.to_thread(verify_password, stored, password)
+    # Argon2 takes tens of milliseconds of CPU and 64 MiB: off the event loop, a few at once.
+    ok = await gate.run(verify_password, stored, password)
     return user if ok else None
 
 
-async def _logged_in(pool: asyncpg.Pool, user: asyncpg.Record, email: str, password: str) -> None:
-    """Forget the account's failures, and rehash its password under today's parameters."""
+async def _logged_in(request: web.Request, user: asyncpg.Record, email: str, password: str) -> None:
+    """Forget the account's attempts, and rehash its password under today's parameters
+    (another time if the hashing is busy)."""
+    pool = request.app[DB_POOL]
     await accounts.clear_failures(pool, email)
     if needs_rehash(user["password_hash"]):
-        await accounts.set_password(
-            pool, user["id"], await asyncio.to_thread(hash_password, password)
-        )
+        with contextlib.suppress(Busy):
+            rehashed = await request.app[HASHING].run(hash_password, password)
+            await accounts.set_password(pool, user["id"], rehashed)
 
 
 async def _open_session(
@@ -324,7 +360,13 @@ async def setup_post(request: web.Request) -> web.StreamResponse:
         problem = "Les deux mots de passe ne sont pas identiques."
     if problem is not None:
         return _setup_page(request, token, problem, 400)
-    await accounts.set_password(pool, user["id"], await asyncio.to_thread(hash_password, password))
+    try:
+        hashed = await request.app[HASHING].run(hash_password, password)
+    except Busy:
+        resp = _setup_page(request, token, "Trop de demandes en cours : réessayez.", 503)
+        resp.headers["Retry-After"] = str(BUSY_RETRY_S)
+        return resp
+    await accounts.set_password(pool, user["id"], hashed)
     await accounts.audit(
         pool, f"user:{user['id']} {user['email']}", "user.password_set", address=_address(request)
     )
@@ -332,6 +374,7 @@ async def setup_post(request: web.Request) -> web.StreamResponse:
 
 
 def setup_routes(app: web.Application) -> None:
+    app[HASHING] = HashGate()  # one per instance: its bound on memory and CPU
     app.router.add_get("/connexion", login_get)
     app.router.add_post("/connexion", login_post)
     app.router.add_post("/deconnexion", logout)

@@ -179,7 +179,37 @@ async def revoke_token(conn: Conn, token_id: int, kind: str, user_id: int | None
     return done is not None
 
 
-# Login throttling
+_ALIVE = {
+    "session": "SELECT EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id "
+    "WHERE s.id_hash = $1 AND s.expires_at > now() AND u.disabled_at IS NULL)",
+    "token": "SELECT EXISTS (SELECT 1 FROM tokens t JOIN users u ON u.id = t.user_id "
+    "WHERE t.id = $1::bigint AND t.revoked_at IS NULL AND u.disabled_at IS NULL)",
+    "wall": "SELECT EXISTS (SELECT 1 FROM tokens WHERE id = $1::bigint AND kind = 'wall' "
+    "AND revoked_at IS NULL)",
+}
+
+
+async def principal_alive(conn: Conn, who: Principal) -> bool:
+    """Whether the credential ``who`` was let in with still holds: the session not ended or
+    expired, the token not revoked, its user not disabled. The environment's token always
+    does (it changes with a restart)."""
+    sql = _ALIVE.get(who.kind)
+    if sql is None:
+        return who.kind == "env"
+    key = who.session_hash if who.kind == "session" else who.token_id
+    alive: bool = await conn.fetchval(sql, key)
+    return alive
+
+
+# Login throttling. An attempt is recorded before its password is checked (and forgotten when
+# it succeeds), counted and recorded under transaction-level advisory locks of its account
+# and of its address: concurrent attempts, on any instance, are counted one after the other,
+# so no more than the limit ever reach the password check within the window.
+
+# The two classes of lock keys (pg_advisory_xact_lock(class, hashtext(value))); every
+# transaction takes the account's, then the address's, so two never wait on each other.
+ACCOUNT_LOCK = 24_001
+ADDRESS_LOCK = 24_002
 
 
 async def recent_failures(conn: Conn, email: str, address: str, since: datetime) -> tuple[int, int]:
@@ -195,10 +225,29 @@ async def recent_failures(conn: Conn, email: str, address: str, since: datetime)
     return row["by_email"], row["by_address"]
 
 
-async def record_failure(conn: Conn, email: str, address: str) -> None:
-    await conn.execute(
-        "INSERT INTO login_failures (email, address) VALUES ($1, $2)", email, address
-    )
+async def reserve_attempt(
+    pool: asyncpg.Pool, email: str, address: str, since: datetime, limits: tuple[int, int]
+) -> int | None:
+    """Record an attempt for ``email`` from ``address`` unless either already made
+    ``limits`` (per account, per address) since ``since``: the attempt's id, or None when
+    throttled."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", ACCOUNT_LOCK, email)
+        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", ADDRESS_LOCK, address)
+        by_email, by_address = await recent_failures(conn, email, address, since)
+        if by_email >= limits[0] or by_address >= limits[1]:
+            return None
+        attempt: int = await conn.fetchval(
+            "INSERT INTO login_failures (email, address) VALUES ($1, $2) RETURNING id",
+            email,
+            address,
+        )
+        return attempt
+
+
+async def forget_attempt(conn: Conn, attempt: int) -> None:
+    """An attempt turned away before its password was checked does not count."""
+    await conn.execute("DELETE FROM login_failures WHERE id = $1", attempt)
 
 
 async def clear_failures(conn: Conn, email: str) -> None:

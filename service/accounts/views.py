@@ -17,6 +17,7 @@ from service.web.auth import principal
 from service.web.bodies import read_json_object, text_field
 from service.web.cookies import csrf_token
 from service.web.errors import ApiError
+from service.web.params import path_id
 
 SETUP_LINK_VALIDITY = timedelta(days=3)
 
@@ -35,13 +36,6 @@ def _token_json(r: asyncpg.Record) -> dict[str, Any]:
         "last_used_at": _iso(r["last_used_at"]),
         "revoked_at": _iso(r["revoked_at"]),
     }
-
-
-def _id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise ApiError("id must be a number", field="id") from None
 
 
 def setup_link(request: web.Request, token: str) -> str:
@@ -84,7 +78,7 @@ async def create_token(request: web.Request) -> web.Response:
 
 async def revoke_token(request: web.Request) -> web.Response:
     who = principal(request)
-    tid = _id(request)
+    tid = path_id(request)
     pool = request.app[DB_POOL]
     scope = None if who.has(Role.ADMIN) else who.user_id
     if not await accounts.revoke_token(pool, tid, "api", scope):
@@ -140,7 +134,7 @@ async def update_user(request: web.Request) -> web.Response:
     """``{"role": …}`` changes the role; ``{"disabled": true}`` disables the account and ends
     its sessions and tokens; ``{"setup_link": true}`` issues a new one-time set-up link."""
     who = principal(request)
-    uid = _id(request)
+    uid = path_id(request)
     data = await read_json_object(request)
     pool = request.app[DB_POOL]
     email = await accounts.user_email(pool, uid)
@@ -189,7 +183,7 @@ async def create_wall_token(request: web.Request) -> web.Response:
 
 async def revoke_wall_token(request: web.Request) -> web.Response:
     who = principal(request)
-    tid = _id(request)
+    tid = path_id(request)
     pool = request.app[DB_POOL]
     if not await accounts.revoke_token(pool, tid, "wall", None):
         raise ApiError(f"no live wall token {tid}", status=404)

@@ -21,7 +21,7 @@ from service.keys import CALENDAR, DB_POOL, FOLDER, SETTINGS, WALL
 from service.web.auth import principal
 from service.web.errors import ApiError
 from service.web.pages import template
-from service.web.params import service_param
+from service.web.params import path_id, service_param
 
 
 def callback_json(cb: Callback, now: datetime, tz: tzinfo, with_number: bool) -> CallbackJson:
@@ -71,10 +71,7 @@ async def post_done(request: web.Request) -> web.Response:
     who = principal(request)
     if not who.has(Role.QUALITY):
         raise ApiError("marking a call-back done needs the quality role", status=403)
-    try:
-        call_id = int(request.match_info["id"])
-    except ValueError:
-        raise ApiError("the call-back id is a number", field="id", status=404) from None
+    call_id = path_id(request)
     pool = request.app[DB_POOL]
     caller = await queries.caller_of(pool, call_id)
     if caller is None:

@@ -268,6 +268,11 @@ async def upsert_calls(
 Refusal = tuple[str, int | None, str]
 
 
+def _storable(text: str) -> str:
+    # PostgreSQL's text cannot hold U+0000: a NUL a sender wrote is kept as U+FFFD.
+    return text.replace("\x00", "\ufffd")
+
+
 async def quarantine(
     conn: asyncpg.Connection | asyncpg.Pool,
     source: str,
@@ -279,7 +284,17 @@ async def quarantine(
     await conn.executemany(
         "INSERT INTO quarantine (source, reason, content_type, line_no, body) "
         "VALUES ($1, $2, $3, $4, $5)",
-        [(source, reason, content_type, line_no, body) for reason, line_no, body in refused],
+        # PostgreSQL's text cannot hold U+0000: a NUL a sender wrote is kept as U+FFFD.
+        [
+            (
+                source,
+                reason.replace("\x00", "\ufffd"),
+                content_type,
+                line_no,
+                body.replace("\x00", "\ufffd"),
+            )
+            for reason, line_no, body in refused
+        ],
     )
 
 

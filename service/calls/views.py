@@ -16,7 +16,15 @@ from service.keys import CALENDAR, DB_POOL, FOLDER, SETTINGS
 from service.municipality.calendar import Calendar
 from service.web.auth import principal
 from service.web.errors import ApiError
-from service.web.params import local_day, period_bounds, service_param, whole
+from service.web.params import (
+    FIRST_DAY,
+    LAST_DAY,
+    local_day,
+    period_bounds,
+    service_param,
+    whole,
+    whole_number,
+)
 
 DIRECTIONS = ("inbound", "outbound", "all")
 
@@ -27,13 +35,16 @@ def encode_cursor(started_at: datetime, call_id: int) -> str:
 
 
 def decode_cursor(value: str) -> tuple[datetime, int]:
+    """The (instant, id) a ``next`` cursor holds; anything this API could not have given
+    (an instant outside the supported years, an id that is no bigint) is a 400."""
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-        stamp, call_id = raw.rsplit("|", 1)
+        stamp, digits = raw.rsplit("|", 1)
         at = datetime.fromisoformat(stamp)
-        if at.tzinfo is None:
-            raise ValueError("naive")
-        return at, int(call_id)
+        call_id = whole_number(digits)
+        if at.tzinfo is None or call_id is None or not FIRST_DAY <= at.date() <= LAST_DAY:
+            raise ValueError("not a cursor of ours")
+        return at, call_id
     except (ValueError, UnicodeDecodeError, binascii.Error):
         raise ApiError("cursor is not one this API gave", field="cursor") from None
 

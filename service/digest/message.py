@@ -18,6 +18,7 @@ from service.digest.model import Digest, ServiceWeek
 from service.digest.render_html import digest_html
 from service.digest.render_text import digest_text
 from service.metrics.definitions import FIGURES
+from service.web.cells import csv_cell
 
 
 def image_names(d: Digest, focus: Sequence[str]) -> list[str]:
@@ -67,7 +68,8 @@ CSV_FIELDS = (
 
 
 def _csv_row(d: Digest, s: ServiceWeek, key: str) -> dict[str, Any]:
-    return {
+    """One row; its text cells neutralised so that no spreadsheet evaluates them."""
+    row: dict[str, Any] = {
         "week": str(d.week),
         "service": key,
         "name": s.name,
@@ -82,6 +84,7 @@ def _csv_row(d: Digest, s: ServiceWeek, key: str) -> dict[str, Any]:
         "callbacks_open": s.callbacks_open,
         "callbacks_overdue": s.callbacks_overdue,
     }
+    return {k: csv_cell(v) for k, v in row.items()}
 
 
 def _plain(v: Any) -> Any:

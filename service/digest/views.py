@@ -17,6 +17,7 @@ from service.digest.weeks import IsoWeek, previous_week, send_instant
 from service.keys import DB_POOL, DIGEST, FOLDER, SETTINGS
 from service.web.errors import ApiError
 from service.web.pages import template
+from service.web.params import parse_week
 
 # The preview is our own escaped markup with inline styles and data: images; it runs
 # nothing, and only our pages may frame it.
@@ -29,10 +30,7 @@ def _week(request: web.Request) -> IsoWeek:
     text = request.query.get("week")
     if not text:
         return previous_week(datetime.now(UTC), request.app[SETTINGS].municipality.tz)
-    try:
-        return IsoWeek.parse(text)
-    except ValueError as exc:
-        raise ApiError(str(exc), field="week") from None
+    return parse_week(text, "week")
 
 
 def _focus(request: web.Request) -> tuple[str, ...]:

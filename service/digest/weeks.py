@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
+# ASCII digits only: ``\d`` would take "２０２６" or "٢٠٢٦" too.
+WEEK_RE = re.compile(r"([0-9]{4})-W([0-9]{2})")
+# The years the service answers for (dates and weeks, in the API and the CLI): its calendar,
+# the holidays library and PostgreSQL's timestamps all hold them, and one week either side
+# never leaves what Python's dates can hold (9999-W52 and the next week would not).
+FIRST_YEAR = 1970
+LAST_YEAR = 2100
 # A digest whose time passed while no instance ran still goes out when one comes back, for
 # this long; later, it is news nobody needs (``decroche digest send`` sends it by hand).
 CATCH_UP = timedelta(hours=24)
@@ -24,11 +30,14 @@ class IsoWeek:
 
     @classmethod
     def parse(cls, text: str) -> IsoWeek:
-        """``2026-W48``; ValueError says what is wrong."""
-        m = WEEK_RE.match(text.strip())
+        """``2026-W48`` (a year from ``FIRST_YEAR`` to ``LAST_YEAR``); ValueError says what
+        is wrong."""
+        m = WEEK_RE.fullmatch(text.strip())
         if not m:
-            raise ValueError(f"{text!r} is not an ISO week like 2026-W48")
+            raise ValueError(f"{text[:30]!r} is not an ISO week like 2026-W48")
         year, week = int(m.group(1)), int(m.group(2))
+        if not FIRST_YEAR <= year <= LAST_YEAR:
+            raise ValueError(f"{text!r}: weeks of the years {FIRST_YEAR} to {LAST_YEAR} only")
         try:
             date.fromisocalendar(year, week, 1)
         except ValueError:

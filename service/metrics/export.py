@@ -2,6 +2,8 @@
 
 CSV keeps the API's field names and plain numbers (for tools); the table and the XLSX speak
 French (for people), with percentages, seconds and a check mark for a kept commitment.
+Service names are text people type: no cell of either file becomes a formula
+(``service.web.cells``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import pandas as pd
 
 from service.metrics.definitions import DEFINITIONS_FR, FIGURES
 from service.metrics.model import Engagement8Report
+from service.web.cells import csv_cell, strings_stay_strings
 
 LABELS_FR = {
     "name": "Service",
@@ -46,7 +49,7 @@ def to_csv(report: Engagement8Report) -> str:
     frame = report_frame(report)
     frame.insert(0, "to", report["period"]["to"])
     frame.insert(0, "from", report["period"]["from"])
-    return str(frame.to_csv(index=False))
+    return str(frame.map(csv_cell).to_csv(index=False))
 
 
 def _pct(v: float | None) -> str:
@@ -116,6 +119,8 @@ def write_xlsx(report: Engagement8Report, path: Path | io.BytesIO) -> None:
     with pd.ExcelWriter(path, engine="openpyxl") as writer:
         frame.to_excel(writer, sheet_name="Engagement 8", index=False)
         notes.to_excel(writer, sheet_name="Définitions", index=False)
+        for written in writer.sheets.values():
+            strings_stay_strings(written.iter_rows())
         sheet = writer.sheets["Engagement 8"]
         for col in ("I", "J"):  # the two ratios
             for cell in sheet[col][1:]:

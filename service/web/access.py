@@ -29,6 +29,7 @@ METRICS = "metrics"
 
 RULES: tuple[Rule, ...] = (
     Rule("/healthz", None),
+    Rule("/api/v1/openapi.json", None),  # the API's description, not its data
     Rule("/webhooks/", None),
     Rule("/static/", None),
     Rule("/connexion/", None),

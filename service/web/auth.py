@@ -125,6 +125,14 @@ async def _metrics_gate(request: web.Request, handler: Handler) -> web.StreamRes
     return await handler(request)
 
 
+async def still_admitted(request: web.Request) -> bool:
+    """Whether the credential this request was let in with still holds (a long request, such
+    as the wall's stream, asks again while it lasts): the session not ended, the token not
+    revoked, the user not disabled. Requests let in without a credential always are."""
+    who: Principal | None = request.get(PRINCIPAL)
+    return who is None or await accounts.principal_alive(request.app[DB_POOL], who)
+
+
 def principal(request: web.Request) -> Principal:
     """The requester of a route that needs one (the middleware has checked it)."""
     who: Principal | None = request.get(PRINCIPAL)

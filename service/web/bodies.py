@@ -1,4 +1,8 @@
-"""Reading request bodies: a size limit, a content type, and a 400 that says what is wrong."""
+"""Reading request bodies: a size limit, a content type, and a 400 that says what is wrong.
+
+A JSON body holding a NUL character (``\\u0000``) in any string or key is refused with a 400
+naming where: PostgreSQL cannot store NUL in text, and no field has a use for it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from aiohttp import web
 
 from service.keys import METRICS
 from service.web.errors import ApiError
+from service.web.params import printable_name
 
 JSON_LIMIT = 64 * 1024  # account and token requests are a few hundred bytes
 
@@ -57,7 +62,42 @@ async def read_json_object(request: web.Request, limit: int = JSON_LIMIT) -> dic
     if not isinstance(data, dict):
         metrics.refuse("unreadable_body")
         raise ApiError("body must be a JSON object")
+    try:
+        refuse_nul(data)
+    except ApiError:
+        metrics.refuse("unreadable_body")
+        raise
     return data
+
+
+def nul_field(value: Any, at: str = "") -> str | None:
+    """Where the first NUL character in a decoded body is (``targets[0].service``; a key
+    holding one is shown escaped), or None when there is none."""
+    if isinstance(value, str):
+        return at if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{at}.{printable_name(str(key))}" if at else printable_name(str(key))
+            if "\x00" in str(key):
+                return name
+            found = nul_field(item, name)
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = nul_field(item, f"{at}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+def refuse_nul(data: dict[str, Any]) -> None:
+    """A 400 naming the field of the first NUL character in ``data``, if any."""
+    field = nul_field(data)
+    if field is not None:
+        raise ApiError(
+            f"{field} contains a NUL character (\\u0000), which cannot be stored", field=field
+        )
 
 
 def text_field(

@@ -1,13 +1,21 @@
-"""JSON errors (``{"error": "...", "field": "..."}``) and the middleware that guarantees them.
+"""JSON errors (``{"error": "...", "field": "...", "request_id": "..."}``) and the middleware
+that guarantees them.
 
 No stack trace ever reaches a client: an unexpected exception is logged and answered with a
-plain 500 message.
+plain 500 message. Every answer has a request id (``X-Request-Id``, set by
+``security.security_middleware``); a JSON error carries it in its body and the log line of a
+500 carries it too, so a user can report the one and an operator find the other.
+Request-controlled text reaches a log line only through :func:`loggable`, which cannot
+forge a line.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+import re
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 
 from aiohttp import web
 
@@ -17,6 +25,35 @@ from service.keys import METRICS
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+REQUEST_ID_HEADER = "X-Request-Id"
+# The request being answered (set by the outermost middleware for the handler's task).
+REQUEST_ID: ContextVar[str | None] = ContextVar("decroche_request_id", default=None)
+# What a proxy's id may look like to be kept (a UUID, nginx's $request_id, a trace id…):
+# anything else is replaced, so no header can put spaces, quotes or control characters in
+# a log line or a page.
+SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=/-]{7,127}")
+
+
+def new_request_id(headers: Mapping[str, str]) -> str:
+    """The id of a request: its proxy's ``X-Request-Id`` when sane, otherwise a fresh one."""
+    given = headers.get(REQUEST_ID_HEADER, "")
+    if SANE_REQUEST_ID.fullmatch(given):
+        return given
+    return secrets.token_hex(8)
+
+
+def current_request_id() -> str | None:
+    """The id of the request being answered, if any (to show on a page, to log)."""
+    return REQUEST_ID.get()
+
+
+def loggable(text: str, limit: int = 300) -> str:
+    """``text`` quoted as one log line can hold it: newlines, NUL, escape sequences and
+    every other unprintable character are escaped (``repr``), and it is cut at ``limit``."""
+    if len(text) > limit:
+        return repr(text[:limit]) + "…"
+    return repr(text)
 
 
 class ApiError(Exception):
@@ -33,6 +70,9 @@ def json_error(status: int, message: str, field: str | None = None) -> web.Respo
     body: dict[str, str] = {"error": message}
     if field is not None:
         body["field"] = field
+    rid = current_request_id()
+    if rid is not None:
+        body["request_id"] = rid
     return web.json_response(body, status=status)
 
 
@@ -43,11 +83,17 @@ def _route_name(request: web.Request) -> str:
 
 def unavailable(exc: BaseException) -> web.Response:
     """The 503 of a request that could not reach the database: retry later, and why."""
-    return web.json_response(
-        {"error": "database unavailable; retry later", "reason": describe(exc)},
-        status=503,
-        headers={"Retry-After": "5"},
-    )
+    body = {"error": "database unavailable; retry later", "reason": describe(exc)}
+    rid = current_request_id()
+    if rid is not None:
+        body["request_id"] = rid
+    return web.json_response(body, status=503, headers={"Retry-After": "5"})
+
+
+def _where(request: web.Request) -> str:
+    """The request for a log line: its id, method and path as received (still encoded,
+    quoted: ``%0A`` stays ``%0A``, a decoded newline would start a forged line)."""
+    return f"[{current_request_id()}] {request.method} {loggable(request.raw_path)}"
 
 
 @web.middleware
@@ -64,10 +110,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = json_error(exc.status, exc.reason)
     except Exception as exc:
         if is_unavailable(exc):
-            log.warning("503 on %s %s: %s", request.method, request.path, describe(exc))
+            log.warning("503 on %s: %s", _where(request), describe(exc))
             response = unavailable(exc)
         else:
-            log.exception("unhandled error on %s %s", request.method, request.path)
+            log.exception("unhandled error on %s", _where(request))
             response = json_error(500, "internal error; the incident was logged")
     metrics.request(request.method, _route_name(request), response.status)
     return response

@@ -1,4 +1,5 @@
-"""``GET /healthz`` (no auth) and ``GET /metrics`` (Prometheus text)."""
+"""``GET /healthz`` (no auth), ``GET /metrics`` (Prometheus text) and
+``GET /api/v1/openapi.json`` (the OpenAPI document, no auth)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from service.db.errors import describe, is_unavailable
 from service.db.queries import ping
 from service.keys import DB_POOL, METRICS, SETTINGS
 from service.observability import CONTENT_TYPE_LATEST
+from service.web import openapi
 
 # Below this, the embedded database's disk is as good as full: PostgreSQL needs a new 16 MB
 # WAL segment from time to time, and refuses every write when it cannot have one.
@@ -54,3 +56,4 @@ def setup_routes(app: web.Application) -> None:
     """This package's routes, on ``app``."""
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get(openapi.PATH, openapi.openapi)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 
 from aiohttp import web
+
+from service.web.errors import current_request_id
 
 WEB = Path(__file__).resolve().parent
 STATIC = WEB / "static"
@@ -21,6 +24,15 @@ async def dashboard(request: web.Request) -> web.FileResponse:
     return template("dashboard.html")
 
 
+def reference_html() -> str:
+    """« Référence : … », the request's id on a page that shows an error, for the user to
+    quote when they report it (empty outside a request)."""
+    rid = current_request_id()
+    if rid is None:
+        return ""
+    return f'<p class="note">Référence : <code>{escape(rid)}</code></p>'
+
+
 def forbidden_page() -> web.Response:
     """403 for a page the account's role does not open (French, no detail to leak)."""
     return web.Response(
@@ -31,7 +43,7 @@ def forbidden_page() -> web.Response:
             '<body class="login"><main class="login-box"><h1>Accès refusé</h1>'
             "<p>Votre compte ne donne pas accès à cette page. Demandez à un administrateur "
             'si vous pensez que c\'est une erreur.</p><p><a href="/">Retour au tableau de bord'
-            "</a></p></main></body></html>"
+            f"</a></p>{reference_html()}</main></body></html>"
         ),
         content_type="text/html",
         charset="utf-8",

@@ -266,16 +266,18 @@ async def test_signed_but_malformed_goes_to_quarantine(
     assert await db.fetchval("SELECT count(*) FROM events") == 0
 
 
-async def test_undecodable_body_is_quarantined(
+async def test_undecodable_body_is_refused_and_not_kept(
     client: TestClient[web.Request, web.Application], db: asyncpg.Connection
 ) -> None:
+    # Issue 24: a body that is not a form cannot be verified, so it is not kept either.
     resp = await client.post(
         "/webhooks/twilio",
         data=b"\xff\xfe=%%%",
         headers={"X-Twilio-Signature": "x", "Content-Type": "application/x-www-form-urlencoded"},
     )
     assert resp.status == 400
-    assert await db.fetchval("SELECT reason FROM quarantine") == "body is not form-encoded UTF-8"
+    assert "signature cannot be checked" in (await resp.json())["error"]
+    assert await db.fetchval("SELECT count(*) FROM quarantine") == 0
 
 
 async def test_oversized_body_is_refused(

@@ -40,6 +40,7 @@ async function api(url, options = {}) {
     const err = new Error(body.error || `erreur ${resp.status}`);
     err.problems = body.problems || [];
     err.field = body.field;
+    err.reference = body.request_id; // also in the service's log: what to quote
     throw err;
   }
   return body;
@@ -58,5 +59,6 @@ function showError(target, err) {
   if (err.problems && err.problems.length) {
     target.append(el("ul", {}, ...err.problems.map((p) => el("li", {}, p))));
   }
+  if (err.reference) target.append(el("p", { class: "note" }, `Référence : ${err.reference}`));
   target.className = "status error";
 }

@@ -22,18 +22,15 @@ HEADER = "X-Twilio-Signature"
 
 
 class TwilioRefused(Exception):
-    """A Twilio request not taken: the HTTP ``status``, the ``reason`` counted in
-    ``/metrics``, the ``message`` the sender reads. ``body`` is set when the request is kept
-    in quarantine (a body that is not a form cannot be checked nor parsed)."""
+    """A Twilio request not taken, and not kept: the HTTP ``status``, the ``reason``
+    counted in ``/metrics``, the ``message`` the sender reads. Nothing a refused request
+    carries is stored: only a request whose signature checks out may reach quarantine."""
 
-    def __init__(
-        self, status: int, reason: str, message: str, *, body: bytes | None = None
-    ) -> None:
+    def __init__(self, status: int, reason: str, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
         self.message = message
-        self.body = body
 
 
 def signed_url(request: web.Request) -> str:
@@ -65,45 +62,50 @@ def signature_valid(
 
 
 def form_params(body: bytes) -> dict[str, str]:
-    """The parameters of a form-encoded UTF-8 body (the last of a repeated name wins)."""
+    """The parameters of a form-encoded UTF-8 body (the last of a repeated name wins).
+
+    Twilio signs the form's parameters, so a body that is not a form cannot be verified:
+    it is refused (400) and, being unverified, never kept."""
     try:
         return dict(
             parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
         )
     except (UnicodeDecodeError, ValueError):
-        raise TwilioRefused(400, "malformed", "body is not form-encoded UTF-8", body=body) from None
+        raise TwilioRefused(
+            400,
+            "unverifiable",
+            "body is not form-encoded UTF-8, so its signature cannot be checked (not kept)",
+        ) from None
 
 
 async def verified_form(
     request: web.Request,
     settings: Settings,
     read_body: Callable[[], Awaitable[bytes]],
-    *,
-    header_first: bool = True,
 ) -> tuple[dict[str, str], bytes]:
     """The parameters and raw body of a request Twilio signed; :class:`TwilioRefused` if not.
 
-    In order: no auth token configured (503), the body read by ``read_body`` (whatever it
-    raises goes through), the signature header missing (403, before the body is parsed
-    when ``header_first``), a body that is not a form (400, to quarantine), a signature that
-    does not match (403).
+    The signature comes first: nothing the caller does with the body (parsing it, keeping
+    it in quarantine) happens before it checks out. In order: no auth token configured
+    (503), the body read by ``read_body`` (whatever it raises goes through: 404, 413), the
+    signature header missing (403), a body that is not a form and so cannot be verified
+    (400), a signature that does not match (403). None of these keeps anything.
     """
     token = settings.twilio_auth_token
     if token is None:
-        log.error("Twilio callback to %s refused: TWILIO_AUTH_TOKEN is not set", request.path)
+        # %r: the path is the sender's; quoted, it cannot forge a log line.
+        log.error("Twilio callback to %r refused: TWILIO_AUTH_TOKEN is not set", request.raw_path)
         raise TwilioRefused(
             503, "not_configured", "Twilio webhooks are not configured (TWILIO_AUTH_TOKEN unset)"
         )
     body = await read_body()
     signature = request.headers.get(HEADER)
-    # The mystery-call route parses before it looks at the header (issue 24 makes every
-    # route check the signature first): its missing header is a mismatch, after parsing.
-    if header_first and not signature:
+    if not signature:
         raise TwilioRefused(403, "missing_signature", f"missing {HEADER} header")
     params = form_params(body)
     if not signature_valid(token, signed_url(request), params, signature):
         log.warning(
-            "Twilio callback with a bad signature refused (URL checked: %s)", signed_url(request)
+            "Twilio callback with a bad signature refused (URL checked: %r)", signed_url(request)
         )
         raise TwilioRefused(
             403, "bad_signature", "signature does not match (check DECROCHE_PUBLIC_URL)"

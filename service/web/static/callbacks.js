@@ -17,7 +17,7 @@ async function load() {
   const status = document.getElementById("status");
   const resp = await fetch("/api/v1/callbacks", { headers: { Accept: "application/json" } });
   if (resp.status === 401) { location.href = `/connexion?suite=${encodeURIComponent(location.pathname)}`; return; }
-  if (!resp.ok) { status.textContent = "Impossible de charger la liste des rappels."; return; }
+  if (!resp.ok) { status.textContent = `Impossible de charger la liste des rappels.${reference(resp)}`; return; }
   const data = await resp.json();
   const body = document.querySelector("#list tbody");
   body.replaceChildren();
@@ -51,8 +51,16 @@ async function load() {
 
 async function done(id) {
   const resp = await fetch(`/api/v1/callbacks/${id}/done`, { method: "POST", headers: { "X-CSRF-Token": csrf } });
-  if (!resp.ok) document.getElementById("status").textContent = "Le rappel n'a pas pu être marqué comme fait.";
+  if (!resp.ok) {
+    document.getElementById("status").textContent = `Le rappel n'a pas pu être marqué comme fait.${reference(resp)}`;
+  }
   await load();
+}
+
+// The request's id (every answer's X-Request-Id, also in the service's log), to quote.
+function reference(resp) {
+  const id = resp.headers.get("X-Request-Id");
+  return id ? ` Référence : ${id}.` : "";
 }
 
 fetch("/api/v1/me").then((r) => (r.ok ? r.json() : {})).then((me) => { csrf = me.csrf || ""; });

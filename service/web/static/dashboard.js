@@ -36,7 +36,11 @@ async function getJSON(url) {
     throw new Error("session expirée");
   }
   const body = await resp.json().catch(() => ({}));
-  if (!resp.ok) throw new Error(body.error || `erreur ${resp.status}`);
+  if (!resp.ok) {
+    // The request's id, also in the service's log: what to quote when reporting the fault.
+    const ref = body.request_id ? ` (référence : ${body.request_id})` : "";
+    throw new Error(`${body.error || `erreur ${resp.status}`}${ref}`);
+  }
   return body;
 }
 

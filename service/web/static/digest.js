@@ -36,7 +36,8 @@ async function load() {
   if (resp.status === 401) { location.href = `/connexion?suite=${encodeURIComponent(location.pathname)}`; return; }
   if (!resp.ok) {
     const err = await resp.json().catch(() => ({}));
-    status.textContent = `Impossible de préparer la synthèse : ${err.error || resp.status}.`;
+    const ref = err.request_id ? ` Référence : ${err.request_id}.` : "";
+    status.textContent = `Impossible de préparer la synthèse : ${err.error || resp.status}.${ref}`;
     return;
   }
   const data = await resp.json();

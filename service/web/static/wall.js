@@ -118,13 +118,42 @@ function tick() {
     hour: "2-digit", minute: "2-digit", second: "2-digit", timeZone: snapshot ? snapshot.timezone : undefined,
   });
   // Without a word from the server for 40 s (it pings every 15 s), the link is lost.
-  if (lastMessage && Date.now() - lastMessage > 40000) lost(true);
+  const note = document.getElementById("lost");
+  if (lastMessage && Date.now() - lastMessage > 40000 && note.textContent !== REVOKED_TEXT) {
+    lost(true);
+  }
   render();
 }
 
-function lost(isLost) {
-  document.getElementById("lost").hidden = !isLost;
+const LOST_TEXT = "Connexion perdue — reconnexion en cours…";
+const REVOKED_TEXT =
+  "Accès retiré : ce lien d'écran n'est plus valable. Demandez un nouveau lien à votre administrateur.";
+
+function lost(isLost, text = LOST_TEXT) {
+  const note = document.getElementById("lost");
+  note.textContent = text;
+  note.hidden = !isLost;
   document.body.classList.toggle("offline", isLost);
+}
+
+// After the stream closed: a revoked link, a disabled account or a session that ended gets
+// 401/403 here (EventSource cannot tell); then say so instead of « reconnexion en cours ».
+async function reconnect() {
+  try {
+    const resp = await fetch(withToken("/api/v1/wall"), { credentials: "same-origin" });
+    if (resp.status === 401 || resp.status === 403) {
+      if (!token) {
+        window.location.assign("/connexion?suite=/mur");
+        return;
+      }
+      lost(true, REVOKED_TEXT);
+      setTimeout(reconnect, 60000); // a new link is another URL; this one may come back
+      return;
+    }
+  } catch (_) {
+    // The service is unreachable: try the stream again, as before.
+  }
+  connect();
 }
 
 function connect() {
@@ -138,10 +167,10 @@ function connect() {
   });
   source.addEventListener("ping", () => { lastMessage = Date.now(); lost(false); });
   source.addEventListener("error", () => {
-    lost(true);
     // The browser retries by itself while the stream is merely cut; after an HTTP error
-    // (the service restarting answers 503) it gives up, so we start again ourselves.
-    if (source.readyState === EventSource.CLOSED) setTimeout(connect, 3000);
+    // (the service restarting answers 503, a revoked link 401) it gives up: we look why.
+    if (source.readyState === EventSource.CLOSED) setTimeout(reconnect, 3000);
+    if (document.getElementById("lost").textContent !== REVOKED_TEXT) lost(true);
   });
 }
 

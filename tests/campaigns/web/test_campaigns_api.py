@@ -161,6 +161,14 @@ async def test_a_toml_body_is_the_campaign_file(client: Client) -> None:
         ),
         ({"grid": "inexistante"}, 400, "grid", "no grid inexistante"),
         ({"ends_on": "2026-10-01"}, 400, "ends_on", "before starts_on"),
+        # Beyond the years the calendar knows: planning them overflowed into a 500 (issue 24).
+        (
+            {"starts_on": "9999-12-01", "ends_on": "9999-12-31"},
+            400,
+            "starts_on",
+            "out of range (years 1970 to 2100)",
+        ),
+        ({"starts_on": "0001-01-01"}, 400, "starts_on", "out of range"),
         (
             {"evaluators": [{"name": "X", "email": "pas-une-adresse"}]},
             400,

@@ -150,3 +150,24 @@ mon = ["08:30-12:00"]
         assert last["y"] > 800  # below the fold: reached by scrolling
     finally:
         await server.close()
+
+
+async def test_a_revoked_link_says_so_on_the_screen(
+    page: Any, db: asyncpg.Connection, settings: Settings
+) -> None:
+    """Revoking the screen's link cuts its stream off (issue 24); the screen then says the
+    access was withdrawn and whom to ask, not « reconnexion en cours » forever."""
+    port = free_port()
+    server = await serve(settings, port)
+    try:
+        pool = server.app[DB_POOL]
+        tid, token = await accounts.create_token(pool, "wall", None, "Accueil")
+        await page.goto(f"http://127.0.0.1:{port}/mur?token={token}")
+        await page.wait_for_selector(".tile[data-service=accueil]", timeout=15_000)
+        assert await accounts.revoke_token(pool, tid, "wall", None)
+        lost = page.locator("#lost")
+        await expect(lost).to_be_visible(timeout=20_000)
+        await expect(lost).to_contain_text("Accès retiré", timeout=20_000)
+        await expect(lost).to_contain_text("administrateur")
+    finally:
+        await server.close()
