@@ -147,6 +147,11 @@ async function reconnect() {
         return;
       }
       lost(true, REVOKED_TEXT);
+      // The figures on screen are no longer kept up to date: take them down, not leave them
+      // looking live.
+      snapshot = null;
+      document.getElementById("summary").replaceChildren();
+      document.getElementById("tiles").replaceChildren();
       setTimeout(reconnect, 60000); // a new link is another URL; this one may come back
       return;
     }

@@ -514,6 +514,16 @@ async def test_cancelling_keeps_evaluations_and_stops_the_rest(client: Client) -
     assert (await client.get("/api/v1/mystery-calls/999999")).status == 404
 
 
+# Every item of the shipped « message de fermeture » grid answered, most of them well.
+CLOSED_MESSAGE_ANSWERS = {
+    "message-present": True,
+    "identifie": True,
+    "horaires": "exacts",
+    "autre-moyen": False,
+    "urgence": "na",
+    "audible": 2,
+    "a-jour": True,
+}
 GRID_TOML = ROOT / "config" / "grids" / "message-fermeture.toml"
 
 
@@ -531,15 +541,7 @@ async def test_a_used_grid_version_never_changes(client: Client, tmp_path: Path)
     assert (await again.json())["id"] == (await first.json())["id"]
     cid = (await create(client, body(grid="ma-grille")))["id"]
     call = (await calls_of(client, cid))[0]
-    answers = {
-        "message-present": True,
-        "identifie": True,
-        "horaires": "exacts",
-        "autre-moyen": False,
-        "urgence": "na",
-        "audible": 2,
-        "a-jour": True,
-    }
+    answers = CLOSED_MESSAGE_ANSWERS
     resp = await evaluate(client, call["id"], answers)
     assert resp.status == 201, await resp.text()
     assert (await resp.json())["score"] == pytest.approx(10 * 14 / 17)

@@ -20,7 +20,13 @@ from campaigns.plan.formats import to_csv
 from campaigns.plan.planner import PlannedCall
 from campaigns.web.exports import calls_csv
 from service.web.cells import TRIGGERS
-from tests.campaigns.web.test_campaigns_api import GRID_TOML, body, calls_of, evaluate
+from tests.campaigns.web.test_campaigns_api import (
+    CLOSED_MESSAGE_ANSWERS,
+    GRID_TOML,
+    body,
+    calls_of,
+    evaluate,
+)
 
 Client = TestClient[web.Request, web.Application]
 
@@ -67,15 +73,7 @@ async def hostile_campaign(client: Client) -> int:
     assert resp.status == 201, await resp.text()
     cid: int = (await resp.json())["id"]
     call = (await calls_of(client, cid))[0]
-    answers = {
-        "message-present": True,
-        "identifie": True,
-        "horaires": "exacts",
-        "autre-moyen": False,
-        "urgence": "na",
-        "audible": 2,
-        "a-jour": True,
-    }
+    answers = CLOSED_MESSAGE_ANSWERS
     assert (await evaluate(client, call["id"], answers)).status == 201
     return cid
 

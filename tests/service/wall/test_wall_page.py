@@ -169,5 +169,7 @@ async def test_a_revoked_link_says_so_on_the_screen(
         await expect(lost).to_be_visible(timeout=20_000)
         await expect(lost).to_contain_text("Accès retiré", timeout=20_000)
         await expect(lost).to_contain_text("administrateur")
+        # The figures stop being kept up to date: they are taken down, not left looking live.
+        await expect(page.locator(".tile")).to_have_count(0)
     finally:
         await server.close()
